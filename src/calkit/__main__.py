@@ -1,0 +1,5 @@
+import sys
+
+from calkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,83 @@
+"""The one contract every acquisition function follows.
+
+An acquisition function sees a :class:`ScoringContext` (model outputs on demand, a seeded
+generator) and a set of candidate ids, and returns ``k`` distinct candidates with a score each.
+Validation lives here, so every strategy refuses bad requests the same way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from calkit.errors import AcquisitionError
+
+
+class ScoringContext(Protocol):
+    """What a strategy may ask about candidates. Implementations cache and batch the work."""
+
+    rng: np.random.Generator
+
+    def probabilities(self, ids: np.ndarray) -> np.ndarray:
+        """Softmax outputs, shape (len(ids), n_classes), in eval mode without augmentation."""
+        ...
+
+    def embeddings(self, ids: np.ndarray) -> np.ndarray:
+        """Penultimate-layer features, shape (len(ids), d)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Chosen ids in pick order with the score that earned each its place."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+class Acquisition(ABC):
+    """Base class: validate the request, then delegate to :meth:`_select`."""
+
+    name: ClassVar[str]
+
+    def select(self, ctx: ScoringContext, candidate_ids: np.ndarray, k: int) -> Selection:
+        candidates = np.asarray(candidate_ids)
+        if candidates.ndim != 1 or not np.issubdtype(candidates.dtype, np.integer):
+            raise AcquisitionError("candidate ids must be a 1-D integer array")
+        candidates = candidates.astype(np.int64, copy=False)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise AcquisitionError(f"k must be a positive integer, got {k!r}")
+        if len(np.unique(candidates)) != len(candidates):
+            raise AcquisitionError("candidate ids contain duplicates")
+        if k > len(candidates):
+            raise AcquisitionError(f"{self.name}: asked for {k} items but only {len(candidates)} candidates remain")
+        selection = self._select(ctx, candidates, int(k))
+        assert len(selection) == k and len(np.unique(selection.ids)) == k, "strategy broke the contract"
+        return selection
+
+    @abstractmethod
+    def _select(self, ctx: ScoringContext, candidates: np.ndarray, k: int) -> Selection:
+        """Pick ``k`` of ``candidates`` (already validated, unique, k <= len)."""
+
+
+class ScoreBased(Acquisition):
+    """Top-k by a per-item informativeness score (higher = label it sooner).
+
+    Ties are broken by a seeded random order, so equal scores do not favour low ids.
+    """
+
+    def _select(self, ctx: ScoringContext, candidates: np.ndarray, k: int) -> Selection:
+        scores = np.asarray(self.score(ctx.probabilities(candidates)), dtype=np.float64)
+        shuffled = ctx.rng.permutation(len(candidates))
+        order = shuffled[np.argsort(-scores[shuffled], kind="stable")][:k]
+        return Selection(candidates[order], scores[order])
+
+    @abstractmethod
+    def score(self, probs: np.ndarray) -> np.ndarray:
+        """Informativeness of each row of class probabilities."""

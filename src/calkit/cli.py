@@ -1,0 +1,202 @@
+"""The `calkit` command line: run, resume, report, query, ingest."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from calkit import __version__
+from calkit.config import RunConfig
+from calkit.errors import CalkitError
+
+# Flags of `calkit run` that map one-to-one onto RunConfig fields: (flag, type, help).
+RUN_FLAGS: list[tuple[str, type, str]] = [
+    ("dataset", str, "built-in name (digits, fashion-mnist) or a .npz / .csv file [digits]"),
+    ("data-dir", str, "folder holding the dataset's files (e.g. Fashion-MNIST IDX files)"),
+    ("model", str, "mlp, mlp:512-256, convnet, convnet:32-64 [mlp]"),
+    ("dropout", float, "dropout in the model [0]"),
+    ("policy", str, "retraining policy: reset, warm [reset]"),
+    ("acquisition", str, "random, entropy, margin, least_confidence [entropy]"),
+    ("initial", int, "size of the random initial set [100]"),
+    ("round-size", int, "items labeled per round after the initial one [100]"),
+    ("rounds", int, "number of rounds, the initial one included"),
+    ("budget", str, "stop at this many labels: a count (6000), fraction (0.1) or percentage (10%%)"),
+    ("seed", int, "seed of every random choice [0]"),
+    ("oracle", str, "simulated (known labels) or files (people, via query/ingest) [simulated]"),
+    ("optimizer", str, "adam or sgd [adam]"),
+    ("lr", float, "learning rate [0.001]"),
+    ("momentum", float, "SGD momentum [0.9]"),
+    ("weight-decay", float, "weight decay [0]"),
+    ("batch-size", int, "training minibatch size [64]"),
+    ("epochs", int, "train a fixed number of epochs per round (overrides --train-accuracy)"),
+    ("train-accuracy", float, "train each round until the epoch's running accuracy reaches this [0.99]"),
+    ("max-epochs", int, "epoch cap for --train-accuracy [50]"),
+    ("device", str, "cpu or cuda [cpu]"),
+    ("score-batch-size", int, "batch size for scoring the pool and evaluating [4096]"),
+    ("test-fraction", float, "held-out test share for data without a test split [0.2]"),
+    ("label-column", str, "label column of a CSV dataset [label]"),
+    ("keep-checkpoints", str, "all or last [all]"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="calkit", description="Deep batch active learning that trains fast.")
+    parser.add_argument("--version", action="version", version=f"calkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start a new active-learning run")
+    run.add_argument("--config", type=Path, help="YAML file of settings; flags override it")
+    for flag, kind, text in RUN_FLAGS:
+        run.add_argument(f"--{flag}", type=kind, default=None, help=text)
+    run.add_argument("--out", type=Path, help="run directory to create [runs/DATASET-POLICY-ACQ-sSEED-TIME]")
+    run.add_argument("--quiet", action="store_true", help="print only the final status")
+
+    resume = sub.add_parser("resume", help="continue a stopped or interrupted run")
+    resume.add_argument("run_dir", type=Path)
+    resume.add_argument("--quiet", action="store_true")
+
+    report = sub.add_parser("report", help="print a run's table and write its learning-curve plot")
+    report.add_argument("run_dir", type=Path)
+    report.add_argument("--plot", type=Path, help="where to write the PNG [RUN_DIR/report.png]")
+    report.add_argument("--no-plot", action="store_true", help="print the table only")
+
+    query = sub.add_parser("query", help="write the pending query as CSV and JSONL for people to label")
+    query.add_argument("run_dir", type=Path)
+    query.add_argument("--out-dir", type=Path, help="folder for the files [RUN_DIR/queries]")
+
+    ingest = sub.add_parser("ingest", help="read labels from a CSV or JSONL answers file")
+    ingest.add_argument("run_dir", type=Path)
+    ingest.add_argument("file", type=Path)
+    ingest.add_argument("--annotator", help="who labeled (used where the file has no annotator column)")
+    ingest.add_argument("--guideline", help="guideline version the labels follow")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": cmd_run, "resume": cmd_resume, "report": cmd_report, "query": cmd_query, "ingest": cmd_ingest}
+    try:
+        return handler[args.command](args)
+    except CalkitError as exc:
+        print(f"calkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        target = getattr(args, "run_dir", None) or getattr(args, "out", None)
+        hint = f"; continue with `calkit resume {target}`" if target else ""
+        print(f"\ncalkit: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    base = RunConfig.from_yaml(args.config).to_dict() if args.config else RunConfig().to_dict()
+    for flag, _, _ in RUN_FLAGS:
+        value = getattr(args, flag.replace("-", "_"))
+        if value is not None:
+            base[flag.replace("-", "_")] = value
+    if args.epochs is None and args.train_accuracy is not None:
+        base["epochs"] = None
+    return RunConfig.from_dict(base).validate()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from calkit.loop import ActiveLoop
+
+    cfg = config_from_args(args)
+    out = args.out or Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.policy}-{cfg.acquisition}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    loop = ActiveLoop.create(out, cfg, progress=_progress(args.quiet))
+    _describe_start(loop, out)
+    return _finish(loop)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from calkit.loop import ActiveLoop
+
+    loop = ActiveLoop.open(args.run_dir, progress=_progress(args.quiet))
+    print(f"resuming {args.run_dir}")
+    return _finish(loop)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from calkit.report import format_table, plot_learning_curve, read_metrics
+
+    records = read_metrics(args.run_dir)
+    print(format_table(records))
+    if not args.no_plot:
+        path = plot_learning_curve(records, args.plot or args.run_dir / "report.png", title=str(args.run_dir.name))
+        print(f"plot: {path}")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from calkit.answers import write_query
+    from calkit.ledger import Ledger
+    from calkit.loop import RunDirectory
+
+    run_dir = RunDirectory(args.run_dir)
+    ledger = Ledger.open(run_dir.ledger)
+    try:
+        csv_path, jsonl_path, n = write_query(ledger, args.out_dir or run_dir.queries)
+    finally:
+        ledger.close()
+    print(f"{n} items await labels.\nfill in the label column of {csv_path}\n(or answer {jsonl_path} line by line),")
+    print(f"then run: calkit ingest {args.run_dir} {csv_path}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from calkit.answers import ingest
+    from calkit.ledger import Ledger
+    from calkit.loop import RunDirectory
+
+    run_dir = RunDirectory(args.run_dir)
+    ledger = Ledger.open(run_dir.ledger)
+    try:
+        result = ingest(ledger, args.file, list(ledger.meta("class_names")), args.annotator, args.guideline)
+    finally:
+        ledger.close()
+    print(
+        f"added {result.added} labels ({result.already_present} already present, {result.blank} rows left blank); "
+        f"{result.still_pending} items still await labels"
+    )
+    if result.still_pending == 0:
+        print(f"the query is answered: continue with `calkit resume {args.run_dir}`")
+    return 0
+
+
+def _progress(quiet: bool):
+    from calkit.progress import ConsoleProgress, Progress
+
+    return Progress() if quiet else ConsoleProgress()
+
+
+def _describe_start(loop, out: Path) -> None:
+    from calkit.data.loaders import describe
+
+    plan = loop.plan
+    print(describe(loop.dataset))
+    print(
+        f"run directory {out}: policy {loop.policy.name}, acquisition {loop.acquisition.name}, "
+        f"{len(plan)} rounds to {sum(plan)} labels, stopping rule: {loop.stop_rule.describe()}"
+    )
+
+
+def _finish(loop) -> int:
+    try:
+        status = loop.run()
+    finally:
+        loop.close()
+    if status.complete:
+        print(f"done: {status.labeled} labels in {status.round + 1} rounds. report: calkit report {loop.dir.path}")
+        return 0
+    print(
+        f"round {status.round}: {status.pending} items await labels. "
+        f"run `calkit query {loop.dir.path}`, label them, `calkit ingest {loop.dir.path} FILE`, "
+        f"then `calkit resume {loop.dir.path}`"
+    )
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

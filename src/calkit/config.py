@@ -1,0 +1,139 @@
+"""A run's configuration: one typed object, read from YAML and/or command-line flags.
+
+Everything a run needs to be repeated is here; ``calkit resume`` reads it back from the run
+directory. Validation that needs no data happens in :meth:`RunConfig.validate`; checks against
+the dataset (budget larger than the pool, ...) happen in :func:`plan_rounds`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from calkit.errors import ConfigError
+
+ORACLES = ("simulated", "files")
+
+
+@dataclass
+class RunConfig:
+    dataset: str = "digits"
+    data_dir: str | None = None
+    model: str = "mlp"
+    dropout: float = 0.0
+    policy: str = "reset"
+    acquisition: str = "entropy"
+    initial: int = 100
+    round_size: int = 100
+    rounds: int | None = None
+    budget: str | None = None
+    seed: int = 0
+    oracle: str = "simulated"
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int | None = None
+    train_accuracy: float = 0.99
+    max_epochs: int = 50
+    device: str = "cpu"
+    score_batch_size: int = 4096
+    test_fraction: float = 0.2
+    label_column: str = "label"
+    keep_checkpoints: str = "all"
+
+    def validate(self) -> "RunConfig":
+        if self.oracle not in ORACLES:
+            raise ConfigError(f"unknown oracle {self.oracle!r}; choose one of {', '.join(ORACLES)}")
+        for name in ("initial", "round_size", "batch_size", "max_epochs", "score_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if self.rounds is not None and (not isinstance(self.rounds, int) or self.rounds < 1):
+            raise ConfigError(f"rounds must be a positive integer (it counts the initial round), got {self.rounds!r}")
+        if self.rounds is None and self.budget is None:
+            raise ConfigError("give --rounds, --budget or both, so the run knows when to stop")
+        if self.budget is not None:
+            parse_budget(self.budget, pool_size=None)
+        if self.keep_checkpoints not in ("all", "last"):
+            raise ConfigError(f"keep-checkpoints must be 'all' or 'last', got {self.keep_checkpoints!r}")
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigError(f"test-fraction must be in [0, 1), got {self.test_fraction}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        normalised = {str(k).replace("-", "_"): v for k, v in (raw or {}).items()}
+        unknown = sorted(set(normalised) - known)
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+        if normalised.get("budget") is not None:
+            normalised["budget"] = str(normalised["budget"])
+        return cls(**normalised)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a mapping of config keys")
+        return cls.from_dict(raw or {})
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def parse_budget(text: str, pool_size: int | None) -> int | float:
+    """``'6000'`` is a count; ``'0.3'`` or ``'30%'`` a fraction of the pool.
+
+    Returns the count when ``pool_size`` is known, else the parsed number (for validation).
+    """
+    s = str(text).strip()
+    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(%?)", s)
+    if not m:
+        raise ConfigError(f"cannot read budget {text!r}; give a count (6000), a fraction (0.3) or a percentage (30%)")
+    value = float(m.group(1))
+    is_fraction = bool(m.group(2)) or "." in m.group(1)
+    if m.group(2):
+        value /= 100.0
+    if is_fraction and not 0.0 < value <= 1.0:
+        raise ConfigError(f"budget fraction must be in (0, 1], got {text!r}")
+    if not is_fraction and value < 1:
+        raise ConfigError(f"budget count must be at least 1, got {text!r}")
+    if pool_size is None:
+        return value
+    return math.floor(value * pool_size + 1e-9) if is_fraction else int(value)
+
+
+def plan_rounds(cfg: RunConfig, pool_size: int) -> list[int]:
+    """Sizes of every round (the initial one first), fixed before any work starts."""
+    budget = parse_budget(cfg.budget, pool_size) if cfg.budget is not None else None
+    if budget is not None and budget > pool_size:
+        raise ConfigError(f"budget of {budget} labels is larger than the pool of {pool_size} items")
+    if cfg.initial > pool_size:
+        raise ConfigError(f"initial set of {cfg.initial} is larger than the pool of {pool_size} items")
+    cap = budget if budget is not None else pool_size
+    if cfg.initial > cap:
+        raise ConfigError(f"initial set of {cfg.initial} is larger than the budget of {cap} labels")
+    sizes = [cfg.initial]
+    while sum(sizes) < cap and (cfg.rounds is None or len(sizes) < cfg.rounds):
+        sizes.append(min(cfg.round_size, cap - sum(sizes)))
+    if cfg.rounds is not None and budget is None and len(sizes) < cfg.rounds:
+        need = cfg.initial + (cfg.rounds - 1) * cfg.round_size
+        raise ConfigError(f"{cfg.rounds} rounds need {need} labels but the pool has only {pool_size} items")
+    return sizes

@@ -1,0 +1,155 @@
+"""The in-memory dataset type every other part of calkit reads from."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calkit.errors import DataError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labeled (or partly unlabeled) pool plus an optional test split.
+
+    ``ids`` are stable global item ids for the pool: they name an item in the ledger, in
+    query files and in reports, and never change when items are labeled. Positions in the
+    arrays are fixed too, but only ids leave this object.
+
+    ``y_train`` is ``None`` when the pool's labels are unknown (people are the oracle).
+    Features are float32 with shape ``(n, d)`` for vectors or ``(n, C, H, W)`` for images.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    class_names: tuple[str, ...]
+    ids: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    texts: tuple[str, ...] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        validate_dataset(self)
+
+    @property
+    def pool_size(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.x_train.shape[1:])
+
+    @property
+    def has_pool_labels(self) -> bool:
+        return self.y_train is not None
+
+    @property
+    def has_test(self) -> bool:
+        return self.x_test is not None and self.y_test is not None
+
+    def positions(self, ids: np.ndarray) -> np.ndarray:
+        """Array positions of the given global ids (raises on unknown ids)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        pos = np.searchsorted(self._sorted_ids, ids)
+        pos = np.clip(pos, 0, len(self._sorted_ids) - 1)
+        bad = self._sorted_ids[pos] != ids
+        if bad.any():
+            raise DataError(f"unknown item ids: {ids[bad][:10].tolist()}")
+        return self._sort_order[pos]
+
+    @property
+    def _sorted_ids(self) -> np.ndarray:
+        return self._index()[0]
+
+    @property
+    def _sort_order(self) -> np.ndarray:
+        return self._index()[1]
+
+    def _index(self) -> tuple[np.ndarray, np.ndarray]:
+        cached = self.__dict__.get("_id_index")
+        if cached is None:
+            order = np.argsort(self.ids, kind="stable")
+            cached = (self.ids[order], order)
+            object.__setattr__(self, "_id_index", cached)
+        return cached
+
+    def fingerprint(self) -> str:
+        """A short hash of the data, stored in a run so `resume` refuses other data."""
+        h = hashlib.sha256()
+        for arr in (self.x_train, self.y_train, self.ids, self.x_test, self.y_test):
+            if arr is None:
+                h.update(b"none")
+            else:
+                h.update(str(arr.shape).encode())
+                h.update(np.ascontiguousarray(arr).tobytes())
+        h.update("\x1f".join(self.class_names).encode())
+        return h.hexdigest()[:16]
+
+
+def validate_dataset(ds: Dataset) -> None:
+    """Raise :class:`DataError` naming the first inconsistency found."""
+    x, y = ds.x_train, ds.y_train
+    if not isinstance(x, np.ndarray) or x.ndim < 2:
+        raise DataError(f"{ds.name}: features must be an array of shape (n, ...), got {getattr(x, 'shape', type(x))}")
+    if x.shape[0] == 0:
+        raise DataError(f"{ds.name}: the pool is empty")
+    if x.dtype != np.float32:
+        raise DataError(f"{ds.name}: features must be float32, got {x.dtype}")
+    if len(ds.class_names) < 2:
+        raise DataError(f"{ds.name}: need at least 2 classes, got {len(ds.class_names)}")
+    if len(set(ds.class_names)) != len(ds.class_names):
+        raise DataError(f"{ds.name}: class names are not unique: {list(ds.class_names)}")
+    _check_finite(ds.name, "pool", x)
+    ids = ds.ids
+    if ids.ndim != 1 or ids.shape[0] != x.shape[0]:
+        raise DataError(f"{ds.name}: {ids.shape[0]} ids for {x.shape[0]} pool items")
+    if ids.dtype != np.int64:
+        raise DataError(f"{ds.name}: ids must be int64, got {ids.dtype}")
+    if len(np.unique(ids)) != len(ids):
+        raise DataError(f"{ds.name}: item ids are not unique")
+    if y is not None:
+        _check_labels(ds.name, "pool", x, y, len(ds.class_names))
+    if (ds.x_test is None) != (ds.y_test is None):
+        raise DataError(f"{ds.name}: a test split needs both features and labels")
+    if ds.x_test is not None:
+        if ds.x_test.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"{ds.name}: test features have shape {ds.x_test.shape[1:]} per item, pool has {x.shape[1:]}"
+            )
+        if ds.x_test.dtype != np.float32:
+            raise DataError(f"{ds.name}: test features must be float32, got {ds.x_test.dtype}")
+        _check_finite(ds.name, "test", ds.x_test)
+        _check_labels(ds.name, "test", ds.x_test, ds.y_test, len(ds.class_names))
+    if ds.texts is not None and len(ds.texts) != x.shape[0]:
+        raise DataError(f"{ds.name}: {len(ds.texts)} texts for {x.shape[0]} pool items")
+
+
+def _check_finite(name: str, split: str, x: np.ndarray) -> None:
+    if x.shape[0] == 0:
+        return
+    finite = np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise DataError(
+            f"{name}: {bad.size} {split} rows have NaN or infinite features (first rows: {bad[:5].tolist()})"
+        )
+
+
+def _check_labels(name: str, split: str, x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise DataError(f"{name}: {split} has {x.shape[0]} rows but {y.reshape(-1).shape[0]} labels")
+    if y.dtype != np.int64:
+        raise DataError(f"{name}: {split} labels must be int64 class indices, got {y.dtype}")
+    bad = (y < 0) | (y >= n_classes)
+    if bad.any():
+        raise DataError(
+            f"{name}: {int(bad.sum())} {split} labels are outside 0..{n_classes - 1} "
+            f"(first: {y[bad][:5].tolist()})"
+        )

@@ -1,0 +1,54 @@
+"""`calkit report`: a run's learning curve as a table and a PNG, with the compute behind it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from calkit.errors import CalkitError, LedgerError
+from calkit.progress import format_header, format_row
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        raise LedgerError(f"{run_dir} has no metrics.jsonl yet: no round has finished training")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def format_table(records: list[dict]) -> str:
+    lines = [format_header()] + [format_row(r) for r in records]
+    if records:
+        last = records[-1]
+        lines.append(
+            f"policy {last.get('policy')}, acquisition {last.get('acquisition')}, stopping rule: {last.get('stop_rule')}"
+        )
+        lines.append(
+            f"compute so far: {last['optimizer_steps']:,} optimizer steps, {last['sample_gradients']:,} sample-gradients, "
+            f"{last['train_seconds']:.1f} s training, {last['select_seconds']:.1f} s acquisition"
+        )
+    return "\n".join(lines)
+
+
+def plot_learning_curve(records: list[dict], out: Path, title: str = "") -> Path:
+    """Test accuracy against labeled items; needs the optional matplotlib (calkit[plot])."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise CalkitError("plotting needs matplotlib: pip install 'calkit[plot]'") from exc
+    points = [(r["labeled"], r["test_accuracy"]) for r in records if r.get("test_accuracy") is not None]
+    if not points:
+        raise CalkitError("no test accuracy to plot: the run has no test split")
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
+    ax.set_xlabel("labeled items")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title or "learning curve")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -1,0 +1,102 @@
+"""The minibatch loop. It owns the optimizer step and the accounting; policies own the data and loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from calkit.errors import ConfigError
+from calkit.policies.base import Policy, RoundData
+from calkit.tensors import DeviceData
+from calkit.train.meter import ComputeMeter
+from calkit.train.stopping import StopRule
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """SGD with momentum (the paper's vision runs) or Adam (its text and medical runs)."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if not self.lr > 0:
+            raise ConfigError(f"learning rate must be positive, got {self.lr}")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError("weight decay must be >= 0 and momentum in [0, 1)")
+
+    def build(self, model: nn.Module) -> torch.optim.Optimizer:
+        if self.name == "sgd":
+            return torch.optim.SGD(
+                model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+            )
+        return torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    epochs: int
+    steps: int
+    running_accuracy: float
+    new_running_accuracy: float
+
+
+EpochCallback = Callable[[int, int, float], None]
+
+
+class Trainer:
+    """Trains one round: epochs of the policy's steps until the stopping rule fires."""
+
+    def __init__(self, data: DeviceData, meter: ComputeMeter, batch_size: int = 64):
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+        self.data = data
+        self.meter = meter
+        self.batch_size = batch_size
+
+    def fit(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        policy: Policy,
+        rnd: RoundData,
+        stop_rule: StopRule,
+        rng: np.random.Generator,
+        on_epoch: EpochCallback | None = None,
+    ) -> FitSummary:
+        model.train()
+        epochs = steps = 0
+        acc = new_acc = 0.0
+        with self.meter.phase("train"):
+            while True:
+                correct = seen = new_correct = new_seen = 0
+                for step in policy.epoch_steps(rnd, rng, self.batch_size):
+                    out = policy.loss(model, step, self.data, rnd)
+                    optimizer.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    optimizer.step()
+                    self.meter.count_step(len(step.ids), out.extra_forward)
+                    steps += 1
+                    hits = (out.logits.detach().argmax(1) == out.labels).cpu()
+                    correct += int(hits.sum())
+                    seen += hits.numel()
+                    new_correct += int(hits[: step.n_new].sum())
+                    new_seen += step.n_new
+                epochs += 1
+                acc = correct / max(seen, 1)
+                new_acc = new_correct / max(new_seen, 1)
+                if on_epoch is not None:
+                    on_epoch(epochs, stop_rule.max_epochs, acc)
+                if stop_rule.should_stop(epochs, acc):
+                    break
+        return FitSummary(epochs, steps, acc, new_acc)

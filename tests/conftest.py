@@ -1,0 +1,48 @@
+"""Shared fixtures: small synthetic datasets the tests make themselves (no downloads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calkit.data import Dataset
+
+
+def make_blobs(n_pool: int = 240, n_test: int = 90, n_features: int = 6, n_classes: int = 3, seed: int = 0,
+               spread: float = 1.0, name: str = "blobs") -> Dataset:
+    """Gaussian blobs, one per class: learnable in a few epochs by a small MLP."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3.0, size=(n_classes, n_features))
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n) % n_classes
+        rng.shuffle(y)
+        x = centers[y] + rng.normal(0, spread, size=(n, n_features))
+        return x.astype(np.float32), y.astype(np.int64)
+
+    x, y = draw(n_pool)
+    xt, yt = draw(n_test)
+    return Dataset(
+        name=name,
+        x_train=x,
+        y_train=y,
+        class_names=tuple(f"c{i}" for i in range(n_classes)),
+        ids=np.arange(1000, 1000 + n_pool, dtype=np.int64),
+        x_test=xt,
+        y_test=yt,
+    )
+
+
+@pytest.fixture
+def blobs() -> Dataset:
+    return make_blobs()
+
+
+@pytest.fixture
+def blobs_npz(tmp_path):
+    """The blobs dataset saved as a user .npz file; returns its path."""
+    ds = make_blobs()
+    path = tmp_path / "blobs.npz"
+    np.savez(path, X=ds.x_train, y=ds.y_train, X_test=ds.x_test, y_test=ds.y_test,
+             ids=ds.ids, class_names=np.array(ds.class_names))
+    return path
