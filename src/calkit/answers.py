@@ -87,26 +87,29 @@ def _read_answers(path: Path) -> tuple[list[tuple[int, dict]], int]:
     if not path.exists():
         raise IngestError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with open(path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or "item_id" not in reader.fieldnames or "label" not in reader.fieldnames:
-                raise IngestError(f"{path}: a CSV of answers needs the columns item_id and label")
-            raw = [(i + 2, row) for i, row in enumerate(reader)]
-    elif suffix in (".jsonl", ".json"):
-        raw = []
-        for i, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise IngestError(f"{path}: line {i} is not valid JSON ({exc.msg}); nothing was written") from exc
-            if not isinstance(row, dict) or "item_id" not in row:
-                raise IngestError(f"{path}: line {i} needs an object with item_id and label; nothing was written")
-            raw.append((i, row))
-    else:
-        raise IngestError(f"{path}: answers must be a .csv or .jsonl file")
+    try:
+        if suffix == ".csv":
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.DictReader(fh)
+                if not reader.fieldnames or "item_id" not in reader.fieldnames or "label" not in reader.fieldnames:
+                    raise IngestError(f"{path}: a CSV of answers needs the columns item_id and label")
+                raw = [(i + 2, row) for i, row in enumerate(reader)]
+        elif suffix in (".jsonl", ".json"):
+            raw = []
+            for i, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise IngestError(f"{path}: line {i} is not valid JSON ({exc.msg}); nothing was written") from exc
+                if not isinstance(row, dict) or "item_id" not in row:
+                    raise IngestError(f"{path}: line {i} needs an object with item_id and label; nothing was written")
+                raw.append((i, row))
+        else:
+            raise IngestError(f"{path}: answers must be a .csv or .jsonl file")
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the answers as UTF-8") from exc
     answered = [(line, row) for line, row in raw if str(row.get("label") if row.get("label") is not None else "").strip()]
     return answered, len(raw) - len(answered)
 
@@ -153,17 +156,20 @@ def _contradictions(parsed: list[tuple[int, int, str | None]]) -> list[str]:
 
 
 def _answers_to_closed_rounds(ledger: Ledger, parsed: list[tuple[int, int, str | None]], asked: dict[int, int]) -> list[str]:
-    """New answers are for the pending query only; exact repeats of stored answers are fine."""
-    open_round = pending_round(ledger)
+    """A round is closed once a model trained on it; exact repeats of its answers are fine.
+
+    Until then a complete answer can still be corrected (the latest fact wins).
+    """
+    trained = ledger.trained_rounds()
     current = ledger.current_labels([p[0] for p in parsed])
     out = []
     for item_id, label, _ in parsed:
         rnd = asked.get(item_id)
-        if rnd is None or rnd == open_round:
+        if rnd is None or rnd not in trained:
             continue
         if current.get(item_id) != label:
             out.append(
-                f"item {item_id} was answered in round {rnd}, which is closed; "
+                f"item {item_id} was answered in round {rnd}, which a model has been trained on; "
                 f"a different label ({label}) cannot be added there"
             )
     return out

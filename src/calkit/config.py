@@ -55,7 +55,7 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if self.rounds is not None and (not isinstance(self.rounds, int) or self.rounds < 1):
+        if self.rounds is not None and (isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1):
             raise ConfigError(f"rounds must be a positive integer (it counts the initial round), got {self.rounds!r}")
         if self.rounds is None and self.budget is None:
             raise ConfigError("give --rounds, --budget or both, so the run knows when to stop")
@@ -133,7 +133,7 @@ def plan_rounds(cfg: RunConfig, pool_size: int) -> list[int]:
     sizes = [cfg.initial]
     while sum(sizes) < cap and (cfg.rounds is None or len(sizes) < cfg.rounds):
         sizes.append(min(cfg.round_size, cap - sum(sizes)))
-    if cfg.rounds is not None and budget is None and len(sizes) < cfg.rounds:
-        need = cfg.initial + (cfg.rounds - 1) * cfg.round_size
+    need = cfg.initial + (cfg.rounds - 1) * cfg.round_size if cfg.rounds is not None else 0
+    if cfg.rounds is not None and budget is None and need > pool_size:
         raise ConfigError(f"{cfg.rounds} rounds need {need} labels but the pool has only {pool_size} items")
     return sizes

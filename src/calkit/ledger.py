@@ -129,9 +129,18 @@ class Ledger:
         path = Path(path)
         if not path.exists():
             raise LedgerError(f"no ledger at {path}: is this a calkit run directory?")
-        ledger = cls(path, _connect(path))
-        version = ledger.meta("schema_version", None)
+        try:
+            conn = _connect(path)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{path}: not a calkit ledger ({exc})") from exc
+        ledger = cls(path, conn)
+        try:
+            version = ledger.meta("schema_version", None)
+        except Exception:
+            conn.close()
+            raise
         if version != SCHEMA_VERSION:
+            conn.close()
             raise LedgerError(f"{path}: ledger schema version {version!r}, this calkit reads {SCHEMA_VERSION}")
         return ledger
 
@@ -272,6 +281,10 @@ class Ledger:
             self._conn.execute(
                 "INSERT OR REPLACE INTO metrics(round, record) VALUES (?, ?)", (round_index, json.dumps(record))
             )
+
+    def trained_rounds(self) -> set[int]:
+        """Rounds whose training finished (their metrics are recorded)."""
+        return {int(r[0]) for r in self._conn.execute("SELECT round FROM metrics")}
 
     def metrics(self) -> list[dict]:
         rows = self._conn.execute("SELECT record FROM metrics ORDER BY round").fetchall()

@@ -35,7 +35,7 @@ class ModelSpec:
 
     @classmethod
     def parse(cls, text: str, dropout: float = 0.0) -> "ModelSpec":
-        m = re.fullmatch(r"\s*([a-z0-9_]+)\s*(?::\s*([0-9]+(?:\s*-\s*[0-9]+)*))?\s*", text or "")
+        m = re.fullmatch(r"\s*([a-z0-9_]+)\s*(?::\s*([0-9]+(?:\s*-\s*[0-9]+)*))?\s*", (text or "").lower())
         if not m:
             raise ConfigError(f"cannot parse model spec {text!r}; examples: 'mlp', 'mlp:512-256', 'convnet:32-64'")
         kind = m.group(1)

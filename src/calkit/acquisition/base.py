@@ -58,7 +58,8 @@ class Acquisition(ABC):
         if k > len(candidates):
             raise AcquisitionError(f"{self.name}: asked for {k} items but only {len(candidates)} candidates remain")
         selection = self._select(ctx, candidates, int(k))
-        assert len(selection) == k and len(np.unique(selection.ids)) == k, "strategy broke the contract"
+        if len(selection) != k or len(np.unique(selection.ids)) != k or not np.isin(selection.ids, candidates).all():
+            raise AcquisitionError(f"{self.name} broke the contract: it must return {k} distinct candidates")
         return selection
 
     @abstractmethod

@@ -45,4 +45,4 @@ class ModelScoringContext:
         key = (kind, ids.tobytes())
         if key not in self._cache:
             self._cache[key] = compute(self.data.features(ids)).cpu().numpy().astype(np.float64)
-        return self._cache[key]
+        return self._cache[key].copy()

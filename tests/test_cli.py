@@ -1,0 +1,75 @@
+"""The command line as a user meets it: run, report, config files, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from calkit.cli import main
+
+QUICK = ["--model", "mlp:32", "--initial", "50", "--round-size", "50", "--rounds", "3", "--epochs", "2"]
+
+
+def test_run_on_digits_prints_a_round_table_and_report_plots(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "digits", *QUICK, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "digits: pool 1437" in printed
+    assert "test_acc" in printed and "done: 150 labels in 3 rounds" in printed
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["labeled"] for x in lines] == [50, 100, 150]
+
+    assert main(["report", str(out)]) == 0
+    report = capsys.readouterr().out
+    assert "sample-gradients" in report and "stopping rule: fixed 2 epochs" in report
+    png = out / "report.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_yaml_config_with_flag_override(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("dataset: digits\nmodel: mlp:32\ninitial: 40\nround-size: 20\nrounds: 2\nepochs: 1\nacquisition: margin\n")
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--acquisition", "random", "--out", str(out)]) == 0
+    saved = (out / "config.yaml").read_text()
+    assert "acquisition: random" in saved and "initial: 40" in saved
+    assert "done: 60 labels" in capsys.readouterr().out
+
+
+def test_train_accuracy_flag_overrides_epochs_from_config(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("dataset: digits\nmodel: mlp:32\ninitial: 40\nrounds: 1\nepochs: 1\n")
+    out = tmp_path / "run"
+    assert main(["run", "--config", str(cfg), "--train-accuracy", "0.5", "--max-epochs", "5", "--out", str(out)]) == 0
+    assert "until running train accuracy >= 0.5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "digits", "--budget", "5000"], "larger than the pool"),
+        (["--dataset", "digits", "--rounds", "3", "--policy", "magic"], "unknown policy 'magic'"),
+        (["--dataset", "nowhere.npz", "--rounds", "3"], "nowhere.npz"),
+        (["--dataset", "digits", "--rounds", "3", "--budget", "lots"], "cannot read budget"),
+        (["--dataset", "digits", "--rounds", "0"], "rounds must be a positive integer"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(tmp_path, capsys, args, message):
+    assert main(["run", *args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("calkit: error:") and message in err
+    assert "Traceback" not in err
+
+
+def test_report_and_resume_on_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert main(["resume", str(tmp_path)]) == 2
+    assert "not a calkit run directory" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert "calkit" in capsys.readouterr().out

@@ -1,0 +1,184 @@
+"""The loop end to end on tiny data: rounds, metrics, determinism, resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from calkit import ActiveLoop, RunConfig
+from calkit.errors import ConfigError, LedgerError
+from calkit.ledger import Ledger
+from tests.conftest import make_blobs
+
+REQUIRED_FIELDS = {
+    "round", "labeled", "test_accuracy", "test_macro_f1", "train_seconds", "select_seconds",
+    "sample_gradients", "optimizer_steps",
+}
+
+
+def small_config(**overrides) -> RunConfig:
+    base = dict(dataset="blobs", model="mlp:16", initial=20, round_size=10, rounds=4, epochs=3, batch_size=8)
+    base.update(overrides)
+    return RunConfig(**base)
+
+
+def run_to_end(path, **overrides):
+    loop = ActiveLoop.create(path, small_config(**overrides), dataset=make_blobs())
+    status = loop.run()
+    loop.close()
+    return status
+
+
+def labeled_set(run_dir) -> list[tuple[int, int, int]]:
+    ledger = Ledger.open(run_dir / "ledger.sqlite")
+    try:
+        return sorted((f["item_id"], f["label"], f["round"]) for f in ledger.label_facts())
+    finally:
+        ledger.close()
+
+
+def metrics(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def comparable(records: list[dict]) -> list[tuple]:
+    """The machine-independent part of the metrics (wall seconds differ between runs)."""
+    keys = ("round", "labeled", "test_accuracy", "test_macro_f1", "sample_gradients", "optimizer_steps", "epochs")
+    return [tuple(r[k] for k in keys) for r in records]
+
+
+@pytest.mark.parametrize("policy", ["reset", "warm"])
+def test_run_writes_one_metrics_line_per_round(tmp_path, policy):
+    status = run_to_end(tmp_path / "run", policy=policy)
+    assert status.complete and status.labeled == 50
+    records = metrics(tmp_path / "run")
+    assert [r["round"] for r in records] == [0, 1, 2, 3]
+    assert [r["labeled"] for r in records] == [20, 30, 40, 50]
+    for r in records:
+        assert REQUIRED_FIELDS <= r.keys()
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+    grads = [r["sample_gradients"] for r in records]
+    assert grads == sorted(grads), "compute fields are cumulative"
+    # fixed 3 epochs over every labeled item (reset and warm both sweep all of L_t)
+    assert grads[-1] == 3 * (20 + 30 + 40 + 50)
+    assert len(list((tmp_path / "run" / "checkpoints").glob("round-*.pt"))) == 4
+
+
+def test_every_item_labeled_once_and_rounds_follow_the_plan(tmp_path):
+    run_to_end(tmp_path / "run", budget="55", rounds=None)
+    facts = labeled_set(tmp_path / "run")
+    ids = [f[0] for f in facts]
+    assert len(ids) == len(set(ids)) == 55
+    per_round = np.bincount([f[2] for f in facts])
+    assert per_round.tolist() == [20, 10, 10, 10, 5]
+    truth = make_blobs()
+    assert all(truth.y_train[truth.positions(np.array([i]))[0]] == y for i, y, _ in facts)
+
+
+def test_same_seed_same_labels_and_numbers(tmp_path):
+    run_to_end(tmp_path / "a", seed=3)
+    run_to_end(tmp_path / "b", seed=3)
+    run_to_end(tmp_path / "c", seed=4)
+    assert labeled_set(tmp_path / "a") == labeled_set(tmp_path / "b")
+    assert comparable(metrics(tmp_path / "a")) == comparable(metrics(tmp_path / "b"))
+    assert labeled_set(tmp_path / "a") != labeled_set(tmp_path / "c")
+
+
+def test_entropy_picks_items_the_model_is_unsure_of(tmp_path):
+    run_to_end(tmp_path / "run", acquisition="entropy")
+    ledger = Ledger.open(tmp_path / "run" / "ledger.sqlite")
+    query = ledger.query(2)
+    ledger.close()
+    assert query.acquisition == "entropy"
+    assert np.all(np.diff(query.scores) <= 0), "ranked by decreasing entropy"
+
+
+@pytest.mark.parametrize("policy", ["reset", "warm"])
+def test_resume_after_partial_run_matches_uninterrupted(tmp_path, policy):
+    run_to_end(tmp_path / "full", policy=policy)
+    # a run stopped after two rounds: same config, stopped early by a smaller plan is not the
+    # same run, so stop it by hand after the second checkpoint instead
+    loop = ActiveLoop.create(tmp_path / "part", small_config(policy=policy), dataset=make_blobs())
+    loop.plan = loop.plan[:2]
+    loop.run()
+    loop.close()
+    assert len(metrics(tmp_path / "part")) == 2
+    resumed = ActiveLoop.open(tmp_path / "part", dataset=make_blobs())
+    assert resumed.run().complete
+    resumed.close()
+    assert labeled_set(tmp_path / "part") == labeled_set(tmp_path / "full")
+    assert comparable(metrics(tmp_path / "part")) == comparable(metrics(tmp_path / "full"))
+
+
+def test_resume_of_a_finished_run_does_nothing(tmp_path):
+    run_to_end(tmp_path / "run")
+    before = labeled_set(tmp_path / "run"), metrics(tmp_path / "run")
+    loop = ActiveLoop.open(tmp_path / "run", dataset=make_blobs())
+    assert loop.run().complete
+    loop.close()
+    assert (labeled_set(tmp_path / "run"), metrics(tmp_path / "run")) == before
+
+
+def test_resume_refuses_other_data(tmp_path):
+    run_to_end(tmp_path / "run")
+    with pytest.raises(LedgerError, match="differs"):
+        ActiveLoop.open(tmp_path / "run", dataset=make_blobs(seed=9))
+
+
+def test_create_refuses_an_existing_run(tmp_path):
+    run_to_end(tmp_path / "run")
+    with pytest.raises(LedgerError, match="calkit resume"):
+        ActiveLoop.create(tmp_path / "run", small_config(), dataset=make_blobs())
+
+
+def test_keep_last_checkpoint_only(tmp_path):
+    run_to_end(tmp_path / "run", keep_checkpoints="last")
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").glob("*.pt")] == ["round-0003.pt"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(budget="500", rounds=None), "larger than the pool"),
+        (dict(initial=300), "larger than the pool"),
+        (dict(policy="nope"), "unknown policy"),
+        (dict(acquisition="nope"), "unknown acquisition"),
+        (dict(model="resnet"), "unknown model"),
+        (dict(device="cuda:0"), "cuda"),
+        (dict(rounds=None, budget=None), "--rounds, --budget"),
+    ],
+)
+def test_bad_input_fails_before_any_work(tmp_path, overrides, message):
+    with pytest.raises((ConfigError, LedgerError), match=message):
+        ActiveLoop.create(tmp_path / "run", small_config(**overrides), dataset=make_blobs())
+    assert not (tmp_path / "run").exists(), "nothing is written for a rejected run"
+
+
+def test_unlabeled_pool_cannot_be_simulated(tmp_path):
+    ds = make_blobs()
+    unlabeled = type(ds)(name="u", x_train=ds.x_train, y_train=None, class_names=ds.class_names, ids=ds.ids)
+    with pytest.raises(ConfigError, match="--oracle files"):
+        ActiveLoop.create(tmp_path / "run", small_config(), dataset=unlabeled)
+
+
+def test_run_without_test_split_reports_no_accuracy(tmp_path):
+    ds = make_blobs()
+    no_test = type(ds)(name="n", x_train=ds.x_train, y_train=ds.y_train, class_names=ds.class_names, ids=ds.ids)
+    loop = ActiveLoop.create(tmp_path / "run", small_config(rounds=2), dataset=no_test)
+    assert loop.run().complete
+    loop.close()
+    assert all(r["test_accuracy"] is None for r in metrics(tmp_path / "run"))
+
+
+def test_custom_model_factory(tmp_path):
+    import torch.nn as nn
+
+    def factory() -> nn.Module:
+        return nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 3))
+
+    loop = ActiveLoop.create(tmp_path / "run", small_config(rounds=2, epochs=20), dataset=make_blobs(), model_factory=factory)
+    assert loop.run().complete
+    loop.close()
+    assert metrics(tmp_path / "run")[-1]["test_accuracy"] > 0.5
