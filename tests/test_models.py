@@ -253,3 +253,19 @@ def test_batched_inference_restores_train_mode_after_error():
     with pytest.raises(RuntimeError):
         batched_inference(model, torch.randn(3, 6))
     assert model.training
+
+
+def test_resnet18_cifar_variant_shapes_and_embedding():
+    import torch
+
+    from calkit.models import ResNet18, build_model, embed
+
+    model = build_model("resnet18:8-16-16-32", (1, 28, 28), 10)
+    assert isinstance(model, ResNet18)
+    x = torch.zeros(3, 1, 28, 28)
+    assert model(x).shape == (3, 10)
+    assert embed(model.eval(), x).shape == (3, 32)
+    with pytest.raises(ConfigError, match="image input"):
+        build_model("resnet18", (6,), 3)
+    with pytest.raises(ConfigError, match="four stage widths"):
+        build_model("resnet18:8-16", (1, 8, 8), 3)

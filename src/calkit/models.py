@@ -18,15 +18,15 @@ from torch import nn
 
 from calkit.errors import ConfigError
 
-MODEL_KINDS = ("mlp", "convnet")
+MODEL_KINDS = ("mlp", "convnet", "resnet18")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model named by a short string: ``mlp``, ``mlp:512-256``, ``convnet``, ``convnet:32-64``.
+    """A model named by a short string: ``mlp``, ``mlp:512-256``, ``convnet:32-64``, ``resnet18``.
 
-    The numbers are hidden widths for the MLP and channel counts of the conv blocks for the
-    ConvNet. ``dropout`` applies before every hidden-to-hidden or hidden-to-output layer.
+    The numbers are hidden widths for the MLP, channel counts of the conv blocks for the
+    ConvNet, and the four stage widths for ResNet-18. ``dropout`` applies before every hidden-to-hidden or hidden-to-output layer.
     """
 
     kind: str
@@ -52,7 +52,7 @@ class ModelSpec:
         return f"{self.kind}:{'-'.join(map(str, self.widths))}"
 
 
-DEFAULT_WIDTHS = {"mlp": (512, 256), "convnet": (32, 64)}
+DEFAULT_WIDTHS = {"mlp": (512, 256), "convnet": (32, 64), "resnet18": (64, 128, 256, 512)}
 
 
 class MLP(nn.Module):
@@ -108,12 +108,58 @@ class ConvNet(nn.Module):
         return self.head(self.body(x))
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a shortcut (projected when the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18, CIFAR variant (3x3 stem, no max-pool): the CAL paper's vision model."""
+
+    def __init__(self, in_shape: tuple[int, ...], widths: tuple[int, ...], n_classes: int):
+        super().__init__()
+        if len(in_shape) != 3:
+            raise ConfigError(f"resnet18 needs image input (C, H, W), got per-item shape {in_shape}")
+        if len(widths) != 4:
+            raise ConfigError(f"resnet18 takes four stage widths, got {widths}")
+        layers: list[nn.Module] = [nn.Conv2d(in_shape[0], widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        prev = widths[0]
+        for i, w in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            layers += [BasicBlock(prev, w, stride), BasicBlock(w, w, 1)]
+            prev = w
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(prev, n_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
 def build_model(spec: ModelSpec | str, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     """A freshly initialised model; seed torch first for reproducible weights."""
     if isinstance(spec, str):
         spec = ModelSpec.parse(spec)
     if spec.kind == "mlp":
         return MLP(math.prod(input_shape), spec.widths, n_classes, spec.dropout)
+    if spec.kind == "resnet18":
+        return ResNet18(input_shape, spec.widths, n_classes)
     return ConvNet(input_shape, spec.widths, n_classes, spec.dropout)
 
 

@@ -79,7 +79,10 @@ class Trainer:
         acc = new_acc = 0.0
         with self.meter.phase("train"):
             while True:
-                correct = seen = new_correct = new_seen = 0
+                # Hit counts stay on the device until the epoch ends: no host sync per step.
+                hits_all = torch.zeros((), dtype=torch.long, device=self.data.device)
+                hits_new = torch.zeros((), dtype=torch.long, device=self.data.device)
+                seen = new_seen = 0
                 for step in policy.epoch_steps(rnd, rng, self.batch_size):
                     out = policy.loss(model, step, self.data, rnd)
                     optimizer.zero_grad(set_to_none=True)
@@ -87,14 +90,14 @@ class Trainer:
                     optimizer.step()
                     self.meter.count_step(len(step.ids), out.extra_forward)
                     steps += 1
-                    hits = (out.logits.detach().argmax(1) == out.labels).cpu()
-                    correct += int(hits.sum())
+                    hits = out.logits.detach().argmax(1) == out.labels
+                    hits_all += hits.sum()
+                    hits_new += hits[: step.n_new].sum()
                     seen += hits.numel()
-                    new_correct += int(hits[: step.n_new].sum())
                     new_seen += step.n_new
                 epochs += 1
-                acc = correct / max(seen, 1)
-                new_acc = new_correct / max(new_seen, 1)
+                acc = int(hits_all) / max(seen, 1)
+                new_acc = int(hits_new) / max(new_seen, 1)
                 if on_epoch is not None:
                     on_epoch(epochs, stop_rule.max_epochs, acc)
                 if stop_rule.should_stop(epochs, acc):
