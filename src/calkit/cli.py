@@ -124,7 +124,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     records = read_metrics(args.run_dir)
     print(format_table(records))
     if not args.no_plot:
-        path = plot_learning_curve(records, args.plot or args.run_dir / "report.png", title=str(args.run_dir.name))
+        last = records[-1] if records else {}
+        title = f"{args.run_dir.name}: {last.get('policy')}, {last.get('acquisition')}"
+        path = plot_learning_curve(records, args.plot or args.run_dir / "report.png", title=title)
         print(f"plot: {path}")
     return 0
 
