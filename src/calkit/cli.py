@@ -106,7 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     out = args.out or Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.policy}-{cfg.acquisition}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     loop = ActiveLoop.create(out, cfg, progress=_progress(args.quiet))
-    _describe_start(loop, out)
+    if not args.quiet:
+        _describe_start(loop, out)
     return _finish(loop)
 
 
@@ -114,7 +115,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from calkit.loop import ActiveLoop
 
     loop = ActiveLoop.open(args.run_dir, progress=_progress(args.quiet))
-    print(f"resuming {args.run_dir}")
+    if not args.quiet:
+        print(f"resuming {args.run_dir}")
     return _finish(loop)
 
 
