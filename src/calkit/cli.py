@@ -139,11 +139,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     from calkit.loop import RunDirectory
 
     run_dir = RunDirectory(args.run_dir)
-    ledger = Ledger.open(run_dir.ledger)
-    try:
+    with Ledger.open(run_dir.ledger) as ledger:
         csv_path, jsonl_path, n = write_query(ledger, args.out_dir or run_dir.queries)
-    finally:
-        ledger.close()
     print(f"{n} items await labels.\nfill in the label column of {csv_path}\n(or answer {jsonl_path} line by line),")
     print(f"then run: calkit ingest {args.run_dir} {csv_path}")
     return 0
@@ -154,12 +151,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from calkit.ledger import Ledger
     from calkit.loop import RunDirectory
 
-    run_dir = RunDirectory(args.run_dir)
-    ledger = Ledger.open(run_dir.ledger)
-    try:
+    with Ledger.open(RunDirectory(args.run_dir).ledger) as ledger:
         result = ingest(ledger, args.file, list(ledger.meta("class_names")), args.annotator, args.guideline)
-    finally:
-        ledger.close()
     print(
         f"added {result.added} labels ({result.already_present} already present, {result.blank} rows left blank); "
         f"{result.still_pending} items still await labels"

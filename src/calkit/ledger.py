@@ -147,6 +147,12 @@ class Ledger:
     def close(self) -> None:
         self._conn.close()
 
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- metadata -------------------------------------------------------------------------
     def meta(self, key: str, default: object = ...) -> object:
         try:

@@ -55,7 +55,20 @@ class ModelSpec:
 DEFAULT_WIDTHS = {"mlp": (512, 256), "convnet": (32, 64), "resnet18": (64, 128, 256, 512)}
 
 
-class MLP(nn.Module):
+class BodyHead(nn.Module):
+    """A feature extractor ``body`` and a linear ``head``: embeddings are the body's output."""
+
+    body: nn.Module
+    head: nn.Linear
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class MLP(BodyHead):
     """Flatten, then ``Linear-ReLU`` blocks, then a linear head."""
 
     def __init__(self, in_features: int, widths: tuple[int, ...], n_classes: int, dropout: float = 0.0):
@@ -70,14 +83,8 @@ class MLP(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(prev, n_classes)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-
-class ConvNet(nn.Module):
+class ConvNet(BodyHead):
     """Conv-BN-ReLU-pool blocks, global average pooling, one hidden layer, a linear head.
 
     Small enough to train at a few thousand images per second on two CPU cores.
@@ -101,12 +108,6 @@ class ConvNet(nn.Module):
         self.body = nn.Sequential(*blocks)
         self.head = nn.Linear(2 * prev, n_classes)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a shortcut (projected when the shape changes)."""
@@ -126,7 +127,7 @@ class BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
+class ResNet18(BodyHead):
     """ResNet-18, CIFAR variant (3x3 stem, no max-pool): the CAL paper's vision model."""
 
     def __init__(self, in_shape: tuple[int, ...], widths: tuple[int, ...], n_classes: int):
@@ -144,12 +145,6 @@ class ResNet18(nn.Module):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(prev, n_classes)
-
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
 
 
 def build_model(spec: ModelSpec | str, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
