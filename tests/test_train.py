@@ -12,6 +12,7 @@ import torch
 from calkit.errors import ConfigError
 from calkit.models import build_model
 from calkit.policies import POLICIES, Policy, RoundData, Step, make_policy, minibatches
+from calkit.policies.base import RoundContext
 from calkit.policies.reset import ResetPolicy
 from calkit.policies.warm import WarmPolicy
 from calkit.tensors import DeviceData
@@ -228,7 +229,7 @@ def test_policy_flags_and_registry():
 @pytest.mark.parametrize("cls", [ResetPolicy, WarmPolicy])
 def test_reset_and_warm_steps_cover_all_labeled_items(cls):
     rnd = RoundData(1, new_ids=np.arange(100, 110), history_ids=np.arange(0, 25))
-    steps = list(cls().epoch_steps(rnd, np.random.default_rng(0), 8))
+    steps = list(cls().epoch_steps(RoundContext(rnd, None, None, None, np.random.default_rng(0), 8)))
     assert all(isinstance(s, Step) for s in steps)
     assert len(steps) == math.ceil(35 / 8)
     ids = np.concatenate([s.ids for s in steps])

@@ -17,8 +17,8 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("data-dir", str, "folder holding the dataset's files (e.g. Fashion-MNIST IDX files)"),
     ("model", str, "mlp, mlp:512-256, convnet, convnet:32-64 [mlp]"),
     ("dropout", float, "dropout in the model [0]"),
-    ("policy", str, "retraining policy: reset, warm [reset]"),
-    ("acquisition", str, "random, entropy, margin, least_confidence [entropy]"),
+    ("policy", str, "reset, warm (standard AL); finetune, er, mir, der, sd, sds2 (continual) [reset]"),
+    ("acquisition", str, "random, entropy, margin, least_confidence, diverse [entropy]"),
     ("initial", int, "size of the random initial set [100]"),
     ("round-size", int, "items labeled per round after the initial one [100]"),
     ("rounds", int, "number of rounds, the initial one included"),
@@ -31,8 +31,16 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("weight-decay", float, "weight decay [0]"),
     ("batch-size", int, "training minibatch size [64]"),
     ("epochs", int, "train a fixed number of epochs per round (overrides --train-accuracy)"),
-    ("train-accuracy", float, "train each round until the epoch's running accuracy reaches this [0.99]"),
+    ("train-accuracy", float, "train each round until the epoch's running accuracy reaches this "
+     "[0.99 for reset/warm; continual policies default to fixed epochs]"),
     ("max-epochs", int, "epoch cap for --train-accuracy [50]"),
+    ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
+    ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
+    ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),
+    ("beta", float, "der: CE weight on replayed items [1.0]"),
+    ("candidates", int, "mir/sds2: history candidates scored per step, C [max(2m', 256)]"),
+    ("lam-s", float, "sds2: weight of the uncertainty term [1.0]"),
+    ("kernel-width", float, "sds2: RBF kernel width [median heuristic]"),
     ("device", str, "cpu or cuda [cpu]"),
     ("score-batch-size", int, "batch size for scoring the pool and evaluating [4096]"),
     ("test-fraction", float, "held-out test share for data without a test split [0.2]"),
@@ -50,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="YAML file of settings; flags override it")
     for flag, kind, text in RUN_FLAGS:
         run.add_argument(f"--{flag}", type=kind, default=None, help=text)
+    run.add_argument("--mir-sampling", action="store_true", default=None,
+                     help="mir: sample replay by softmax of interference instead of top-k")
+    run.add_argument("--lr-scaling", action="store_true", default=None,
+                     help="continual policies: scale the learning rate by (m + m')/m")
     run.add_argument("--out", type=Path, help="run directory to create [runs/DATASET-POLICY-ACQ-sSEED-TIME]")
     run.add_argument("--quiet", action="store_true", help="print only the final status")
 
@@ -95,6 +107,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, flag.replace("-", "_"))
         if value is not None:
             base[flag.replace("-", "_")] = value
+    for flag in ("mir_sampling", "lr_scaling"):
+        if getattr(args, flag):
+            base[flag] = True
     if args.epochs is None and args.train_accuracy is not None:
         base["epochs"] = None
     return RunConfig.from_dict(base).validate()

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from calkit.errors import ConfigError
+from calkit.policies.options import PolicyOptions
 
 ORACLES = ("simulated", "files")
 
@@ -40,8 +41,17 @@ class RunConfig:
     weight_decay: float = 0.0
     batch_size: int = 64
     epochs: int | None = None
-    train_accuracy: float = 0.99
+    train_accuracy: float | None = None
     max_epochs: int = 50
+    replay_size: int | None = None
+    replay_fraction: float | None = None
+    alpha: float | None = None
+    beta: float | None = None
+    candidates: int | None = None
+    lam_s: float | None = None
+    kernel_width: float | None = None
+    mir_sampling: bool = False
+    lr_scaling: bool = False
     device: str = "cpu"
     score_batch_size: int = 4096
     test_fraction: float = 0.2
@@ -65,7 +75,21 @@ class RunConfig:
             raise ConfigError(f"keep-checkpoints must be 'all' or 'last', got {self.keep_checkpoints!r}")
         if not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"test-fraction must be in [0, 1), got {self.test_fraction}")
+        self.policy_options()  # validates the policy settings
         return self
+
+    def policy_options(self) -> PolicyOptions:
+        return PolicyOptions(
+            replay_size=self.replay_size,
+            replay_fraction=self.replay_fraction,
+            alpha=self.alpha,
+            beta=self.beta,
+            candidates=self.candidates,
+            lam_s=self.lam_s,
+            kernel_width=self.kernel_width,
+            mir_sampling=self.mir_sampling,
+            lr_scaling=self.lr_scaling,
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

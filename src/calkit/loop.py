@@ -31,13 +31,14 @@ from calkit.evaluate import evaluate
 from calkit.ledger import Ledger, Query, utc_now
 from calkit.models import ModelSpec, build_model
 from calkit.oracle import Oracle, make_oracle
-from calkit.policies import Policy, RoundData, make_policy
+from calkit.policies import Policy, ReplayPolicy, RoundData, make_policy
 from calkit.progress import Progress
 from calkit.seeding import numpy_rng, restore_rng_states, rng_states, seed_torch
 from calkit.tensors import DeviceData
 from calkit.train import ComputeMeter, FixedEpochs, OptimizerConfig, StopRule, TrainAccuracy, Trainer
 
 ModelFactory = Callable[[], nn.Module]
+DEFAULT_TRAIN_ACCURACY = 0.99
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,12 @@ class ActiveLoop:
         self.ledger = ledger
         self.progress = progress or Progress()
         self.plan = plan_rounds(cfg, dataset.pool_size)
-        self.policy: Policy = make_policy(cfg.policy)
+        self.policy: Policy = make_policy(cfg.policy, cfg.policy_options())
         self.acquisition = make_acquisition(cfg.acquisition)
         self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
-        self.stop_rule: StopRule = (
-            FixedEpochs(cfg.epochs) if cfg.epochs is not None else TrainAccuracy(cfg.train_accuracy, cfg.max_epochs)
-        )
-        self.optimizer_cfg = OptimizerConfig(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
+        self.stop_rule = stop_rule_for(cfg, self.policy)
+        lr = cfg.lr * self.policy.lr_multiplier(cfg.batch_size)
+        self.optimizer_cfg = OptimizerConfig(cfg.optimizer, lr, cfg.momentum, cfg.weight_decay)
         self.model_factory = model_factory or self._spec_factory()
         self.data = DeviceData(dataset, _device(cfg.device))
 
@@ -124,7 +124,7 @@ class ActiveLoop:
             raise LedgerError(f"{run_dir.path} exists and is not empty; choose another --out")
         dataset = dataset or load_dataset(cfg.dataset, cfg.data_dir, cfg.test_fraction, label_column=cfg.label_column)
         plan_rounds(cfg, dataset.pool_size)  # fail on impossible budgets before touching disk
-        make_policy(cfg.policy), make_acquisition(cfg.acquisition), make_oracle(cfg.oracle, dataset)
+        make_policy(cfg.policy, cfg.policy_options()), make_acquisition(cfg.acquisition), make_oracle(cfg.oracle, dataset)
         _device(cfg.device)
         if model_factory is None:
             ModelSpec.parse(cfg.model, cfg.dropout)
@@ -226,7 +226,6 @@ class ActiveLoop:
         fit = trainer.fit(
             state.model, state.optimizer, self.policy, rnd, self.stop_rule, numpy_rng(self.cfg.seed, t, "train"), on_epoch
         )
-        self.policy.end_round(state.model, rnd, self.data)
         with state.meter.phase("evaluate"):
             scores = evaluate(state.model, self.data, self.cfg.score_batch_size)
         record = self._record(t, len(labeled), fit.epochs, fit.running_accuracy, scores, state.meter)
@@ -303,6 +302,21 @@ class ActiveLoop:
         spec = ModelSpec.parse(self.cfg.model, self.cfg.dropout)
         shape, n_classes = self.dataset.input_shape, self.dataset.n_classes
         return lambda: build_model(spec, shape, n_classes)
+
+
+def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:
+    """--epochs, else --train-accuracy, else the policy's default.
+
+    Standard AL defaults to the CAL paper's baseline rule (99 % running training accuracy,
+    capped); CAL policies default to a fixed number of epochs over the new batch.
+    """
+    if cfg.epochs is not None:
+        return FixedEpochs(cfg.epochs)
+    if cfg.train_accuracy is not None:
+        return TrainAccuracy(cfg.train_accuracy, cfg.max_epochs)
+    if isinstance(policy, ReplayPolicy):
+        return FixedEpochs(policy.default_epochs)
+    return TrainAccuracy(DEFAULT_TRAIN_ACCURACY, cfg.max_epochs)
 
 
 class _RandomOnly:

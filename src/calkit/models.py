@@ -163,19 +163,32 @@ def embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     own = getattr(model, "embed", None)
     if callable(own):
         return own(x)
-    last_linear = None
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            last_linear = module
-    if last_linear is None:
-        raise ConfigError("model has no embed() method and no nn.Linear layer to read embeddings from")
+    return logits_and_embeddings(model, x)[1]
+
+
+def logits_and_embeddings(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both outputs from one forward pass (the caller picks the mode and grad context)."""
+    if isinstance(model, BodyHead):
+        e = model.body(x)
+        return model.head(e), e
+    last_linear = _last_linear(model)
     captured: list[torch.Tensor] = []
     handle = last_linear.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
     try:
-        model(x)
+        logits = model(x)
     finally:
         handle.remove()
-    return captured[-1].flatten(1)
+    return logits, captured[-1].flatten(1)
+
+
+def _last_linear(model: nn.Module) -> nn.Linear:
+    last = None
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            last = module
+    if last is None:
+        raise ConfigError("model has no embed() method and no nn.Linear layer to read embeddings from")
+    return last
 
 
 def batched_inference(

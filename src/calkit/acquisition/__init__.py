@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from calkit.acquisition.base import Acquisition, ScoreBased, ScoringContext, Selection
 from calkit.acquisition.context import ModelScoringContext
+from calkit.acquisition.diverse import Diverse
 from calkit.acquisition.random import RandomSampling
 from calkit.acquisition.uncertainty import Entropy, LeastConfidence, Margin
 from calkit.errors import ConfigError
 
 ACQUISITIONS: dict[str, type[Acquisition]] = {
-    cls.name: cls for cls in (RandomSampling, Entropy, Margin, LeastConfidence)
+    cls.name: cls for cls in (RandomSampling, Entropy, Margin, LeastConfidence, Diverse)
 }
 
 
@@ -24,6 +25,7 @@ def make_acquisition(name: str) -> Acquisition:
 __all__ = [
     "ACQUISITIONS",
     "Acquisition",
+    "Diverse",
     "Entropy",
     "LeastConfidence",
     "Margin",

@@ -35,15 +35,42 @@ class RoundData:
     @property
     def new_fraction(self) -> float:
         """lambda_t = |D_t| / |L_t|, the weight CAL's sd loss gives the new batch."""
-        return len(self.new_ids) / (len(self.new_ids) + len(self.history_ids))
+        total = len(self.new_ids) + len(self.history_ids)
+        return len(self.new_ids) / total if total else 1.0
+
+
+@dataclass
+class RoundContext:
+    """What a policy may use while training one round."""
+
+    rnd: RoundData
+    model: nn.Module
+    optimizer: torch.optim.Optimizer | None
+    data: DeviceData
+    rng: np.random.Generator
+    batch_size: int
 
 
 @dataclass(frozen=True)
 class Step:
-    """The items of one optimizer step: the first ``n_new`` are new, the rest replayed."""
+    """The items of one optimizer step: the first ``n_new`` are new, the rest replayed.
+
+    ``extra_gradients`` and ``extra_forward`` count work spent choosing the step (MIR's virtual
+    update, SDS2's candidate scoring), so the compute meter stays honest.
+    """
 
     ids: np.ndarray
     n_new: int
+    extra_gradients: int = 0
+    extra_forward: int = 0
+
+    @property
+    def new_ids(self) -> np.ndarray:
+        return self.ids[: self.n_new]
+
+    @property
+    def replay_ids(self) -> np.ndarray:
+        return self.ids[self.n_new :]
 
 
 @dataclass
@@ -53,7 +80,6 @@ class StepOutput:
     loss: torch.Tensor
     logits: torch.Tensor
     labels: torch.Tensor
-    extra_forward: int = 0
 
 
 class Policy(ABC):
@@ -62,19 +88,26 @@ class Policy(ABC):
     name: ClassVar[str]
     #: True for standard AL: fresh weights and a fresh optimizer every round.
     reinitialize: ClassVar[bool] = False
+    #: True for CAL policies: a round trains over the new batch only (fixed epochs by default).
+    continual: ClassVar[bool] = False
 
     @abstractmethod
-    def epoch_steps(self, rnd: RoundData, rng: np.random.Generator, batch_size: int) -> Iterator[Step]:
-        """The steps of one epoch of round ``rnd``."""
+    def epoch_steps(self, ctx: RoundContext) -> Iterator[Step]:
+        """The steps of one epoch of the round."""
 
-    def loss(self, model: nn.Module, step: Step, data: DeviceData, rnd: RoundData) -> StepOutput:
+    def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
         """Plain cross-entropy over every item of the step."""
-        x, y = data.features(step.ids), data.labels(step.ids)
-        logits = model(x)
+        x, y = ctx.data.features(step.ids), ctx.data.labels(step.ids)
+        logits = ctx.model(x)
         return StepOutput(F.cross_entropy(logits, y), logits, y)
 
-    def end_round(self, model: nn.Module, rnd: RoundData, data: DeviceData) -> None:
-        """Hook after training a round (stored targets are computed here)."""
+    def end_round(self, ctx: RoundContext) -> int:
+        """Hook after training a round (stored targets are made here); returns forward samples used."""
+        return 0
+
+    def lr_multiplier(self, batch_size: int) -> float:
+        """Factor applied to the configured learning rate (CAL's optional linear scaling)."""
+        return 1.0
 
     def state_dict(self) -> dict:
         return {}

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import numpy as np
-
-from calkit.policies.base import Policy, RoundData, Step, minibatches
+from calkit.policies.base import Policy, RoundContext, Step, minibatches
 
 
 class ResetPolicy(Policy):
@@ -15,6 +13,6 @@ class ResetPolicy(Policy):
     name = "reset"
     reinitialize = True
 
-    def epoch_steps(self, rnd: RoundData, rng: np.random.Generator, batch_size: int) -> Iterator[Step]:
-        for batch in minibatches(rnd.labeled_ids, rng, batch_size):
+    def epoch_steps(self, ctx: RoundContext) -> Iterator[Step]:
+        for batch in minibatches(ctx.rnd.labeled_ids, ctx.rng, ctx.batch_size):
             yield Step(batch, len(batch))

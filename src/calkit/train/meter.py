@@ -32,10 +32,11 @@ class ComputeMeter:
         finally:
             self.seconds[name] += time.perf_counter() - start
 
-    def count_step(self, n_items: int, extra_forward: int = 0) -> None:
+    def count_step(self, n_gradients: int, extra_forward: int = 0) -> None:
+        """One optimizer step whose gradients covered ``n_gradients`` samples (each also a forward)."""
         self.optimizer_steps += 1
-        self.sample_gradients += n_items
-        self.forward_samples += n_items + extra_forward
+        self.sample_gradients += n_gradients
+        self.forward_samples += n_gradients + extra_forward
 
     def add(self, other: "ComputeMeter") -> None:
         self.optimizer_steps += other.optimizer_steps

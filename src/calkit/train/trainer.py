@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from calkit.errors import ConfigError
-from calkit.policies.base import Policy, RoundData
+from calkit.policies.base import Policy, RoundContext, RoundData
 from calkit.tensors import DeviceData
 from calkit.train.meter import ComputeMeter
 from calkit.train.stopping import StopRule
@@ -75,6 +75,7 @@ class Trainer:
         on_epoch: EpochCallback | None = None,
     ) -> FitSummary:
         model.train()
+        ctx = RoundContext(rnd, model, optimizer, self.data, rng, self.batch_size)
         epochs = steps = 0
         acc = new_acc = 0.0
         with self.meter.phase("train"):
@@ -83,12 +84,12 @@ class Trainer:
                 hits_all = torch.zeros((), dtype=torch.long, device=self.data.device)
                 hits_new = torch.zeros((), dtype=torch.long, device=self.data.device)
                 seen = new_seen = 0
-                for step in policy.epoch_steps(rnd, rng, self.batch_size):
-                    out = policy.loss(model, step, self.data, rnd)
+                for step in policy.epoch_steps(ctx):
+                    out = policy.loss(step, ctx)
                     optimizer.zero_grad(set_to_none=True)
                     out.loss.backward()
                     optimizer.step()
-                    self.meter.count_step(len(step.ids), out.extra_forward)
+                    self.meter.count_step(len(step.ids) + step.extra_gradients, step.extra_forward)
                     steps += 1
                     hits = out.logits.detach().argmax(1) == out.labels
                     hits_all += hits.sum()
@@ -102,4 +103,5 @@ class Trainer:
                     on_epoch(epochs, stop_rule.max_epochs, acc)
                 if stop_rule.should_stop(epochs, acc):
                     break
+            self.meter.forward_samples += policy.end_round(ctx)
         return FitSummary(epochs, steps, acc, new_acc)

@@ -1,0 +1,31 @@
+"""Dark experience replay (der): replayed items are pulled toward their stored logits.
+
+    loss = CE(B_new) + alpha * mean_batch ||g(x') - z'||^2 + beta * CE(B_rep)
+
+with the squared error summed over classes and averaged over the replayed batch (the paper's
+norm). Paper defaults: alpha = 0.1, beta = 1.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from calkit.policies.base import RoundContext, Step, StepOutput
+from calkit.policies.distill import DistillationPolicy
+
+
+class DarkExperienceReplayPolicy(DistillationPolicy):
+    name = "der"
+
+    def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
+        x, y = ctx.data.features(step.ids), ctx.data.labels(step.ids)
+        logits = ctx.model(x)
+        n = step.n_new
+        loss = F.cross_entropy(logits[:n], y[:n])
+        if len(step.ids) > n:
+            alpha = 0.1 if self.options.alpha is None else self.options.alpha
+            beta = 1.0 if self.options.beta is None else self.options.beta
+            replayed = logits[n:]
+            stored = self.targets.get(step.replay_ids, replayed.device)
+            loss = loss + alpha * (replayed - stored).pow(2).sum(1).mean() + beta * F.cross_entropy(replayed, y[n:])
+        return StepOutput(loss, logits, y)

@@ -1,0 +1,57 @@
+"""The shared shape of CAL policies: keep the weights, step over the NEW batch only, and mix
+m' items replayed from the labeled history into every step.
+
+A round's cost is therefore E * ceil(b / m) * (m + m') sample-gradients whatever the round
+number, where standard AL pays for the whole growing labeled set. Subclasses change how the
+replayed items are chosen (:meth:`choose_replay`) or the loss.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Iterator
+
+import numpy as np
+
+from calkit.policies.base import Policy, RoundContext, Step, minibatches
+from calkit.policies.options import PolicyOptions
+
+DEFAULT_CAL_EPOCHS = 10
+
+
+class ReplayPolicy(Policy):
+    """Experience replay with uniform sampling; cross-entropy over new and replayed items."""
+
+    continual = True
+    #: m' = default_replay_ratio * m unless the options say otherwise.
+    default_replay_ratio: ClassVar[float] = 1.0
+    default_epochs: ClassVar[int] = DEFAULT_CAL_EPOCHS
+
+    def __init__(self, options: PolicyOptions | None = None):
+        self.options = options or PolicyOptions()
+
+    def replay_size(self, new_per_step: int) -> int:
+        return self.options.replay_count(new_per_step, self.default_replay_ratio)
+
+    def epoch_steps(self, ctx: RoundContext) -> Iterator[Step]:
+        history = ctx.rnd.history_ids
+        m_rep = min(self.replay_size(ctx.batch_size), len(history))
+        for new in minibatches(ctx.rnd.new_ids, ctx.rng, ctx.batch_size):
+            if m_rep == 0:
+                yield Step(new, len(new))
+            else:
+                yield self.choose_replay(new, m_rep, ctx)
+
+    def choose_replay(self, new: np.ndarray, m_rep: int, ctx: RoundContext) -> Step:
+        """Uniform replay: m' distinct items of the history, never of the current round."""
+        history = ctx.rnd.history_ids
+        replay = history[ctx.rng.choice(len(history), size=m_rep, replace=False)]
+        return Step(np.concatenate([new, replay]), len(new))
+
+    def sample_candidates(self, ctx: RoundContext, count: int) -> np.ndarray:
+        history = ctx.rnd.history_ids
+        return history[ctx.rng.choice(len(history), size=min(count, len(history)), replace=False)]
+
+    def lr_multiplier(self, batch_size: int) -> float:
+        if not self.options.lr_scaling:
+            return 1.0
+        return (batch_size + self.replay_size(batch_size)) / batch_size

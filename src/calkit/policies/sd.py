@@ -1,0 +1,51 @@
+"""Scaled distillation (sd), the CAL paper's own loss:
+
+    lambda_t * CE(B_new) + (1 - lambda_t) * [alpha * KL(q' || f(x')) + (1 - alpha) * CE(B_rep)]
+
+lambda_t = |D_t| / |L_t| makes the model plastic early and stable late; q are the stored
+probabilities. The KL is a true KL (log-probabilities in, batch mean), unlike the reference
+code, which fed probabilities where log-probabilities belong and so made the term nearly inert.
+With alpha = 0 the loss is an unbiased estimate of the mean CE over all of L_t.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from calkit.policies.base import RoundContext, Step, StepOutput
+from calkit.policies.distill import DistillationPolicy
+
+DEFAULT_ALPHA = 0.5
+
+
+def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """KL(q || f), q = softmax(teacher), f = softmax(student), summed over classes, batch mean."""
+    return F.kl_div(
+        F.log_softmax(student_logits, dim=1), F.log_softmax(teacher_logits, dim=1),
+        reduction="batchmean", log_target=True,
+    )
+
+
+def scaled_distillation_loss(
+    logits: torch.Tensor, labels: torch.Tensor, n_new: int, stored: torch.Tensor | None, lam: float, alpha: float
+) -> torch.Tensor:
+    """The sd loss for a step whose first ``n_new`` rows are new and the rest replayed."""
+    new_ce = F.cross_entropy(logits[:n_new], labels[:n_new])
+    if stored is None or logits.shape[0] == n_new:
+        return new_ce
+    replayed = logits[n_new:]
+    replay = alpha * distillation_kl(replayed, stored) + (1 - alpha) * F.cross_entropy(replayed, labels[n_new:])
+    return lam * new_ce + (1 - lam) * replay
+
+
+class ScaledDistillationPolicy(DistillationPolicy):
+    name = "sd"
+
+    def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
+        x, y = ctx.data.features(step.ids), ctx.data.labels(step.ids)
+        logits = ctx.model(x)
+        stored = self.targets.get(step.replay_ids, logits.device) if len(step.replay_ids) else None
+        alpha = DEFAULT_ALPHA if self.options.alpha is None else self.options.alpha
+        loss = scaled_distillation_loss(logits, y, step.n_new, stored, ctx.rnd.new_fraction, alpha)
+        return StepOutput(loss, logits, y)
