@@ -198,19 +198,31 @@ def batched_inference(
 
     The model's train/eval mode is restored afterwards, so callers may score mid-training.
     """
+    fn = (lambda chunk: embed(model, chunk)) if embeddings else model
+    return _batched(model, x, batch_size, lambda chunk: (fn(chunk),))[0]
+
+
+def batched_logits_and_embeddings(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 4096
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both outputs for every row of ``x`` from one pass, in eval and inference mode."""
+    logits, emb = _batched(model, x, batch_size, lambda chunk: logits_and_embeddings(model, chunk))
+    return logits, emb
+
+
+def _batched(model: nn.Module, x: torch.Tensor, batch_size: int, fn) -> list[torch.Tensor]:
     was_training = model.training
     model.eval()
-    outs = []
+    outs: list[tuple[torch.Tensor, ...]] = []
     try:
         with torch.inference_mode():
             for start in range(0, x.shape[0], batch_size):
-                chunk = x[start : start + batch_size]
-                outs.append(embed(model, chunk) if embeddings else model(chunk))
+                outs.append(tuple(fn(x[start : start + batch_size])))
     finally:
         model.train(was_training)
     if not outs:
-        return torch.empty(0)
-    return torch.cat(outs)
+        return [torch.empty(0), torch.empty(0)]
+    return [torch.cat(parts) for parts in zip(*outs)]
 
 
 def count_parameters(model: nn.Module) -> int:

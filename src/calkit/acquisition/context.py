@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from calkit.models import batched_inference
+from calkit.models import batched_inference, batched_logits_and_embeddings
 from calkit.tensors import DeviceData
 
 
@@ -25,24 +25,34 @@ class ModelScoringContext:
         self.batch_size = batch_size
         self.forward_samples = 0
         self.seconds = 0.0
-        self._cache: dict[tuple[str, bytes], np.ndarray] = {}
+        self._probs: dict[bytes, np.ndarray] = {}
+        self._embeddings: dict[bytes, np.ndarray] = {}
 
     def probabilities(self, ids: np.ndarray) -> np.ndarray:
-        return self._cached("probs", ids, lambda x: torch.softmax(self._infer(x, False).float(), dim=1))
+        key = _key(ids)
+        if key not in self._probs:
+            self._infer(ids, with_embeddings=False)
+        return self._probs[key].copy()
 
     def embeddings(self, ids: np.ndarray) -> np.ndarray:
-        return self._cached("embed", ids, lambda x: self._infer(x, True).float())
+        """Computed together with the probabilities, so asking for both costs one pass."""
+        key = _key(ids)
+        if key not in self._embeddings:
+            self._infer(ids, with_embeddings=True)
+        return self._embeddings[key].copy()
 
-    def _infer(self, x: torch.Tensor, embeddings: bool) -> torch.Tensor:
+    def _infer(self, ids: np.ndarray, with_embeddings: bool) -> None:
         start = time.perf_counter()
+        x = self.data.features(np.asarray(ids, dtype=np.int64))
         self.forward_samples += int(x.shape[0])
-        out = batched_inference(self.model, x, self.batch_size, embeddings=embeddings)
+        if with_embeddings:
+            logits, emb = batched_logits_and_embeddings(self.model, x, self.batch_size)
+            self._embeddings[_key(ids)] = emb.float().cpu().numpy().astype(np.float64)
+        else:
+            logits = batched_inference(self.model, x, self.batch_size)
+        self._probs[_key(ids)] = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
         self.seconds += time.perf_counter() - start
-        return out
 
-    def _cached(self, kind: str, ids: np.ndarray, compute) -> np.ndarray:
-        ids = np.asarray(ids, dtype=np.int64)
-        key = (kind, ids.tobytes())
-        if key not in self._cache:
-            self._cache[key] = compute(self.data.features(ids)).cpu().numpy().astype(np.float64)
-        return self._cache[key].copy()
+
+def _key(ids: np.ndarray) -> bytes:
+    return np.asarray(ids, dtype=np.int64).tobytes()

@@ -24,8 +24,8 @@ class Diverse(Acquisition):
         self.max_universe = max_universe
 
     def _select(self, ctx: ScoringContext, candidates: np.ndarray, k: int) -> Selection:
+        embeddings = ctx.embeddings(candidates).astype(np.float32)  # first: one pass gives both
         uncertainty = Entropy().score(ctx.probabilities(candidates))
-        embeddings = ctx.embeddings(candidates).astype(np.float32)
         result = greedy_maximize(
             embeddings, k, ctx.rng, uncertainty, self.lam * len(candidates), self.kernel_width, self.max_universe
         )
