@@ -15,7 +15,7 @@ import numpy as np
 from calkit.policies.base import Policy, RoundContext, Step, minibatches
 from calkit.policies.options import PolicyOptions
 
-DEFAULT_CAL_EPOCHS = 10
+DEFAULT_CAL_EPOCHS = 20
 
 
 class ReplayPolicy(Policy):
@@ -23,7 +23,7 @@ class ReplayPolicy(Policy):
 
     continual = True
     #: m' = default_replay_ratio * m unless the options say otherwise.
-    default_replay_ratio: ClassVar[float] = 1.0
+    default_replay_ratio: ClassVar[float] = 2.0
     default_epochs: ClassVar[int] = DEFAULT_CAL_EPOCHS
 
     def __init__(self, options: PolicyOptions | None = None):
