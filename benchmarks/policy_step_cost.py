@@ -19,9 +19,6 @@ so they take more steps per epoch than the CAL policies; their per-step cost is 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from calkit.machine import machine_info
 from calkit.data import Dataset
 from calkit.models import batched_inference, build_model
 from calkit.policies import POLICIES, Policy, RoundContext, make_policy
@@ -161,24 +159,6 @@ def run_all(names: list[str], setup: Setup, epochs: int, repeats: int, seed: int
     ref = samples.get(REFERENCE) or [measure(REFERENCE, setup, epochs, seed) for _ in range(repeats)]
     ref_seconds = statistics.median(s.seconds_per_step for s in ref)
     return [summarize(name, samples[name], ref_seconds) for name in names]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown cpu"
-
-
-def machine_info() -> str:
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{dt.date.today().isoformat()}, {cpu_model()}, {nproc} cores, "
-        f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}"
-    )
 
 
 def describe(args: argparse.Namespace) -> str:

@@ -18,11 +18,8 @@ fresh generator with the same seed, so it does not touch the peak).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -31,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from calkit.machine import machine_info
 
 DEFAULT_SIZES = (1000, 5000, 10000, 50000, 100000)
 DEFAULT_KS = (10, 100, 1000)
@@ -113,27 +112,6 @@ def run_child(n: int, k: int, seed: int) -> Measurement:
     if proc.returncode != 0:
         raise RuntimeError(f"measurement n={n} k={k} failed:\n{proc.stderr}")
     return Measurement(**json.loads(proc.stdout.strip().splitlines()[-1]))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown cpu"
-
-
-def machine_info() -> str:
-    import torch
-
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{dt.date.today().isoformat()}, {cpu_model()}, {nproc} cores, "
-        f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"Python {platform.python_version()}, numpy {np.__version__}"
-    )
 
 
 HEADERS = ("n", "k", "seconds", "peak MiB", "extra MiB", "sigma share")
