@@ -45,8 +45,12 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("score-batch-size", int, "batch size for scoring the pool and evaluating [4096]"),
     ("test-fraction", float, "held-out test share for data without a test split [0.2]"),
     ("label-column", str, "label column of a CSV dataset [label]"),
+    ("pool-size", int, "use a fixed random subset of this many pool items [all]"),
     ("keep-checkpoints", str, "all or last [all]"),
 ]
+
+
+COMPARE_EXCLUDED = {"policy", "initial", "round-size", "rounds", "budget", "seed", "oracle", "keep-checkpoints"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +73,32 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--quiet", action="store_true")
 
+    compare = sub.add_parser("compare", help="every policy against standard AL from the same initial sets")
+    compare.add_argument("--config", type=Path, help="YAML file of run settings shared by all runs")
+    for flag, kind, text in RUN_FLAGS:
+        if flag not in COMPARE_EXCLUDED:
+            compare.add_argument(f"--{flag}", type=kind, default=None, help=text)
+    compare.add_argument("--policies", default="reset,warm,finetune,er,mir,der,sd,sds2",
+                         help="comma list; `cal` is the recommended CAL policy; reset is always added [%(default)s]")
+    compare.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each changes the initial set [3]")
+    compare.add_argument("--budgets", default="10%,15%,20%,25%,30%",
+                         help="budget checkpoints: fractions, percentages or counts [%(default)s]")
+    compare.add_argument("--round-size", type=int, default=None,
+                         help="largest round between checkpoints (more, smaller rounds) [one round per checkpoint]")
+    compare.add_argument("--setups", default="paper",
+                         help="paper (each side its own stopping rule), same (same fixed epochs for all), or both")
+    compare.add_argument("--same-epochs", type=int, default=None, help="epochs per round in the `same` setup [20]")
+    compare.add_argument("--out", type=Path, required=True, help="comparison directory (resumable)")
+
+    bench = sub.add_parser("bench", help="the benchmark suites: cpu (this machine) or paper (reference, GPU)")
+    bench.add_argument("suite", choices=("cpu", "paper"))
+    bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="where the runs go [runs/bench]")
+    bench.add_argument("--benchmarks-md", type=Path, default=Path("BENCHMARKS.md"),
+                       help="markdown file whose generated section is rewritten [BENCHMARKS.md]")
+    bench.add_argument("--device", default=None, help="cpu or cuda [cuda for paper, cpu for cpu]")
+    bench.add_argument("--force", action="store_true", help="run the paper suite on a CPU anyway")
+    bench.add_argument("--seeds", type=int, default=3)
+
     report = sub.add_parser("report", help="print a run's table and write its learning-curve plot")
     report.add_argument("run_dir", type=Path)
     report.add_argument("--plot", type=Path, help="where to write the PNG [RUN_DIR/report.png]")
@@ -88,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "resume": cmd_resume, "report": cmd_report, "query": cmd_query, "ingest": cmd_ingest}
+    handler = {
+        "run": cmd_run, "resume": cmd_resume, "report": cmd_report, "query": cmd_query, "ingest": cmd_ingest,
+        "compare": cmd_compare, "bench": cmd_bench,
+    }
     try:
         return handler[args.command](args)
     except CalkitError as exc:
@@ -104,11 +137,11 @@ def main(argv: list[str] | None = None) -> int:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     base = RunConfig.from_yaml(args.config).to_dict() if args.config else RunConfig().to_dict()
     for flag, _, _ in RUN_FLAGS:
-        value = getattr(args, flag.replace("-", "_"))
+        value = getattr(args, flag.replace("-", "_"), None)
         if value is not None:
             base[flag.replace("-", "_")] = value
     for flag in ("mir_sampling", "lr_scaling"):
-        if getattr(args, flag):
+        if getattr(args, flag, None):
             base[flag] = True
     if args.epochs is None and args.train_accuracy is not None:
         base["epochs"] = None
@@ -124,6 +157,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _describe_start(loop, out)
     return _finish(loop)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from calkit.compare import CompareSpec, run_compare
+
+    base = config_from_args(argparse.Namespace(**{**vars(args), "rounds": 1}))
+    setups = ("paper", "same") if args.setups == "both" else tuple(s.strip() for s in args.setups.split(","))
+    if args.seeds < 1:
+        raise CalkitError("--seeds must be at least 1")
+    spec = CompareSpec(
+        base=base,
+        policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()),
+        seeds=tuple(range(args.seeds)),
+        budgets=tuple(b.strip() for b in args.budgets.split(",") if b.strip()),
+        setups=setups,
+        max_round_size=args.round_size,
+        **({"same_epochs": args.same_epochs} if args.same_epochs else {}),
+    )
+    summary = run_compare(spec, args.out)
+    from calkit.compare_report import format_headline
+
+    print(format_headline(summary))
+    print(f"report: {args.out / 'report.md'}; numbers: {args.out / 'summary.json'}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from calkit.bench import run_bench
+
+    return run_bench(args.suite, args.out, args.benchmarks_md, args.device, args.force, args.seeds)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -57,6 +57,8 @@ class RunConfig:
     test_fraction: float = 0.2
     label_column: str = "label"
     keep_checkpoints: str = "all"
+    round_sizes: list[int] | None = None
+    pool_size: int | None = None
 
     def validate(self) -> "RunConfig":
         if self.oracle not in ORACLES:
@@ -67,7 +69,10 @@ class RunConfig:
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
         if self.rounds is not None and (isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1):
             raise ConfigError(f"rounds must be a positive integer (it counts the initial round), got {self.rounds!r}")
-        if self.rounds is None and self.budget is None:
+        if self.round_sizes is not None:
+            if not self.round_sizes or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.round_sizes):
+                raise ConfigError(f"round-sizes must be a list of positive integers, got {self.round_sizes!r}")
+        elif self.rounds is None and self.budget is None:
             raise ConfigError("give --rounds, --budget or both, so the run knows when to stop")
         if self.budget is not None:
             parse_budget(self.budget, pool_size=None)
@@ -146,6 +151,10 @@ def parse_budget(text: str, pool_size: int | None) -> int | float:
 
 def plan_rounds(cfg: RunConfig, pool_size: int) -> list[int]:
     """Sizes of every round (the initial one first), fixed before any work starts."""
+    if cfg.round_sizes is not None:
+        if sum(cfg.round_sizes) > pool_size:
+            raise ConfigError(f"rounds of {cfg.round_sizes} need {sum(cfg.round_sizes)} labels; the pool has {pool_size}")
+        return list(cfg.round_sizes)
     budget = parse_budget(cfg.budget, pool_size) if cfg.budget is not None else None
     if budget is not None and budget > pool_size:
         raise ConfigError(f"budget of {budget} labels is larger than the pool of {pool_size} items")

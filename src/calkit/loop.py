@@ -23,13 +23,14 @@ from torch import nn
 
 from calkit import __version__
 from calkit.acquisition import ModelScoringContext, RandomSampling, make_acquisition
-from calkit.checkpoint import atomic_write_text, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from calkit.checkpoint import atomic_write_text, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from calkit.config import RunConfig, plan_rounds
 from calkit.data import Dataset, load_dataset
+from calkit.data.subsample import subsample_pool
 from calkit.errors import ConfigError, LedgerError
 from calkit.evaluate import evaluate
 from calkit.ledger import Ledger, Query, utc_now
-from calkit.models import ModelSpec, build_model
+from calkit.models import ModelSpec, batched_inference, build_model
 from calkit.oracle import Oracle, make_oracle
 from calkit.policies import Policy, ReplayPolicy, RoundData, make_policy
 from calkit.progress import Progress
@@ -122,7 +123,7 @@ class ActiveLoop:
             raise LedgerError(f"{run_dir.path} already holds a run; continue it with `calkit resume {run_dir.path}`")
         if run_dir.path.exists() and any(run_dir.path.iterdir()):
             raise LedgerError(f"{run_dir.path} exists and is not empty; choose another --out")
-        dataset = dataset or load_dataset(cfg.dataset, cfg.data_dir, cfg.test_fraction, label_column=cfg.label_column)
+        dataset = dataset or dataset_for(cfg)
         plan_rounds(cfg, dataset.pool_size)  # fail on impossible budgets before touching disk
         make_policy(cfg.policy, cfg.policy_options()), make_acquisition(cfg.acquisition), make_oracle(cfg.oracle, dataset)
         _device(cfg.device)
@@ -156,7 +157,7 @@ class ActiveLoop:
             raise LedgerError(f"{run_dir.path} is not a calkit run directory (no ledger.sqlite)")
         cfg = RunConfig.from_yaml(run_dir.config).validate()
         ledger = Ledger.open(run_dir.ledger)
-        dataset = dataset or load_dataset(cfg.dataset, cfg.data_dir, cfg.test_fraction, label_column=cfg.label_column)
+        dataset = dataset or dataset_for(cfg)
         if dataset.fingerprint() != ledger.meta("dataset_fingerprint"):
             raise LedgerError(f"the data of {cfg.dataset!r} differs from the data this run started with")
         return cls(run_dir, cfg, dataset, ledger, model_factory, progress)
@@ -228,6 +229,7 @@ class ActiveLoop:
         )
         with state.meter.phase("evaluate"):
             scores = evaluate(state.model, self.data, self.cfg.score_batch_size)
+            scores["round_item_accuracy"] = self._accuracy_by_round(state.model, t)
         record = self._record(t, len(labeled), fit.epochs, fit.running_accuracy, scores, state.meter)
         save_checkpoint(self.dir.checkpoints, t, self._payload(t, state, record))
         _fault_point(f"checkpoint:{t}")
@@ -236,6 +238,22 @@ class ActiveLoop:
             prune_checkpoints(self.dir.checkpoints, t)
         state.last_round = t
         self.progress.round_done(record)
+
+    def _accuracy_by_round(self, model: nn.Module, t: int) -> list[float]:
+        """Training accuracy on each round's items so far: forgetting shows as a falling curve."""
+        per_round = [self.ledger.query(r).ids for r in range(t + 1)]
+        ids = np.concatenate(per_round)
+        pred = batched_inference(model, self.data.features(ids), self.cfg.score_batch_size).argmax(1)
+        hits = (pred == self.data.labels(ids)).cpu().numpy()
+        bounds = np.cumsum([0] + [len(p) for p in per_round])
+        return [float(hits[a:b].mean()) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def model_at(self, t: int) -> nn.Module:
+        """The model as checkpointed after round ``t`` (eval mode), for analyses after a run."""
+        payload = load_checkpoint(checkpoint_path(self.dir.checkpoints, t))
+        model = self.model_factory().to(self.data.device)
+        model.load_state_dict(payload["model"])
+        return model.eval()
 
     def _record(self, t: int, labeled: int, epochs: int, train_acc: float, scores: dict, meter: ComputeMeter) -> dict:
         s = meter.seconds
@@ -302,6 +320,12 @@ class ActiveLoop:
         spec = ModelSpec.parse(self.cfg.model, self.cfg.dropout)
         shape, n_classes = self.dataset.input_shape, self.dataset.n_classes
         return lambda: build_model(spec, shape, n_classes)
+
+
+def dataset_for(cfg: RunConfig) -> Dataset:
+    """The dataset a configuration names, cut to ``pool_size`` items when that is set."""
+    dataset = load_dataset(cfg.dataset, cfg.data_dir, cfg.test_fraction, label_column=cfg.label_column)
+    return subsample_pool(dataset, cfg.pool_size) if cfg.pool_size else dataset
 
 
 def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:

@@ -35,16 +35,29 @@ POLICIES: dict[str, type[Policy]] = {
 }
 
 
-def make_policy(name: str, options: PolicyOptions | None = None) -> Policy:
+#: The policy the name ``cal`` stands for: calkit's recommended CAL configuration
+#: (its defaults are tuned on the benchmark suite; see BENCHMARKS.md).
+RECOMMENDED = "sd"
+
+
+def resolve_policy_name(name: str) -> str:
+    """The registered policy a user-facing name stands for (``cal`` -> the recommended one)."""
     key = name.strip().lower()
+    key = RECOMMENDED if key == "cal" else key
     if key not in POLICIES:
-        raise ConfigError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
+        raise ConfigError(f"unknown policy {name!r}; choose one of cal, {', '.join(POLICIES)}")
+    return key
+
+
+def make_policy(name: str, options: PolicyOptions | None = None) -> Policy:
+    key = resolve_policy_name(name)
     cls = POLICIES[key]
     return cls(options) if issubclass(cls, ReplayPolicy) else cls()
 
 
 __all__ = [
     "POLICIES",
+    "RECOMMENDED",
     "Policy",
     "PolicyOptions",
     "ReplayPolicy",
@@ -54,4 +67,5 @@ __all__ = [
     "StepOutput",
     "make_policy",
     "minibatches",
+    "resolve_policy_name",
 ]

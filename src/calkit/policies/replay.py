@@ -34,8 +34,10 @@ class ReplayPolicy(Policy):
 
     def epoch_steps(self, ctx: RoundContext) -> Iterator[Step]:
         history = ctx.rnd.history_ids
-        m_rep = min(self.replay_size(ctx.batch_size), len(history))
         for new in minibatches(ctx.rnd.new_ids, ctx.rng, ctx.batch_size):
+            # m' follows the step's actual new items, so a short last batch (or a round
+            # smaller than m) keeps the configured new:replay ratio.
+            m_rep = min(self.replay_size(len(new)), len(history))
             if m_rep == 0:
                 yield Step(new, len(new))
             else:
