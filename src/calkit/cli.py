@@ -13,11 +13,11 @@ from calkit.errors import CalkitError
 
 # Flags of `calkit run` that map one-to-one onto RunConfig fields: (flag, type, help).
 RUN_FLAGS: list[tuple[str, type, str]] = [
-    ("dataset", str, "built-in name (digits, fashion-mnist) or a .npz / .csv file [digits]"),
+    ("dataset", str, "digits, fashion-mnist, fine-foods, vader-amazon, pbmc, or a .npz/.csv/.jsonl/.tsv file [digits]"),
     ("data-dir", str, "folder holding the dataset's files (e.g. Fashion-MNIST IDX files)"),
     ("model", str, "mlp, mlp:512-256, convnet, convnet:32-64 [mlp]"),
     ("dropout", float, "dropout in the model [0]"),
-    ("policy", str, "reset, warm (standard AL); finetune, er, mir, der, sd, sds2 (continual) [reset]"),
+    ("policy", str, "reset, warm (standard AL); cal (recommended), finetune, er, mir, der, sd, sds2 (continual) [reset]"),
     ("acquisition", str, "random, entropy, margin, least_confidence, diverse [entropy]"),
     ("initial", int, "size of the random initial set [100]"),
     ("round-size", int, "items labeled per round after the initial one [100]"),
@@ -53,6 +53,17 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
 COMPARE_EXCLUDED = {"policy", "initial", "round-size", "rounds", "budget", "seed", "oracle", "keep-checkpoints"}
 
 
+def add_run_flags(parser: argparse.ArgumentParser, exclude: set[str]) -> None:
+    """The RunConfig flags, shared by `run` and `compare`."""
+    for flag, kind, text in RUN_FLAGS:
+        if flag not in exclude:
+            parser.add_argument(f"--{flag}", type=kind, default=None, help=text)
+    parser.add_argument("--mir-sampling", action="store_true", default=None,
+                        help="mir: sample replay by softmax of interference instead of top-k")
+    parser.add_argument("--lr-scaling", action="store_true", default=None,
+                        help="continual policies: scale the learning rate by (m + m')/m")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calkit", description="Deep batch active learning that trains fast.")
     parser.add_argument("--version", action="version", version=f"calkit {__version__}")
@@ -60,12 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start a new active-learning run")
     run.add_argument("--config", type=Path, help="YAML file of settings; flags override it")
-    for flag, kind, text in RUN_FLAGS:
-        run.add_argument(f"--{flag}", type=kind, default=None, help=text)
-    run.add_argument("--mir-sampling", action="store_true", default=None,
-                     help="mir: sample replay by softmax of interference instead of top-k")
-    run.add_argument("--lr-scaling", action="store_true", default=None,
-                     help="continual policies: scale the learning rate by (m + m')/m")
+    add_run_flags(run, exclude=set())
     run.add_argument("--out", type=Path, help="run directory to create [runs/DATASET-POLICY-ACQ-sSEED-TIME]")
     run.add_argument("--quiet", action="store_true", help="print only the final status")
 
@@ -75,9 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="every policy against standard AL from the same initial sets")
     compare.add_argument("--config", type=Path, help="YAML file of run settings shared by all runs")
-    for flag, kind, text in RUN_FLAGS:
-        if flag not in COMPARE_EXCLUDED:
-            compare.add_argument(f"--{flag}", type=kind, default=None, help=text)
+    add_run_flags(compare, exclude=COMPARE_EXCLUDED)
     compare.add_argument("--policies", default="reset,warm,finetune,er,mir,der,sd,sds2",
                          help="comma list; `cal` is the recommended CAL policy; reset is always added [%(default)s]")
     compare.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each changes the initial set [3]")
@@ -176,8 +180,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         **({"same_epochs": args.same_epochs} if args.same_epochs else {}),
     )
     summary = run_compare(spec, args.out)
-    from calkit.compare_report import format_headline
+    from calkit.compare_report import format_budget_table, format_headline
 
+    print(f"\nstopping rules: " + "; ".join(f"{p}: {r}" for p, r in summary["stopping_rules"].items()))
+    print(format_budget_table(summary))
+    print("\nmean over budgets:")
     print(format_headline(summary))
     print(f"report: {args.out / 'report.md'}; numbers: {args.out / 'summary.json'}")
     return 0

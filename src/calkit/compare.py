@@ -8,8 +8,8 @@ cumulative cost / the policy's, up to that budget) in training seconds, sample-g
 end to end (training plus acquisition).
 
 Setups: ``paper`` runs each policy with its own default stopping rule (standard AL until 99 %
-running training accuracy, capped; CAL a fixed number of epochs over the new batch), as the
-CAL paper did; ``same`` gives every policy the same fixed number of epochs, a like-for-like
+running training accuracy, capped; CAL a fixed number of epochs over the new batch, which
+``--epochs`` sets), as the CAL paper did; ``same`` gives every policy the same fixed number of epochs, a like-for-like
 comparison.
 """
 
@@ -86,6 +86,8 @@ def run_config(spec: CompareSpec, setup: str, policy: str, seed: int, sizes: lis
     )
     if setup == "same":
         cfg = dataclasses.replace(cfg, epochs=spec.same_epochs, train_accuracy=None)
+    elif not is_continual(policy):
+        cfg = dataclasses.replace(cfg, epochs=None)  # paper: --epochs is the CAL side's; AL trains to accuracy
     return cfg
 
 

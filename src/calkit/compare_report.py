@@ -119,6 +119,23 @@ def write_report(out: Path, summary: dict) -> None:
     atomic_write_text(out / "report.md", format_report(summary, plots))
 
 
+def format_budget_table(summary: dict) -> str:
+    """Per budget: each policy's accuracy next to reset's, relative accuracy and speed-ups."""
+    base = {b["labeled"]: b for b in summary["policies"][BASELINE]["budgets"]}
+    lines = [f"{'policy':<10}{'labeled':>8}{'accuracy':>10}{'reset acc':>11}{'relative':>10}"
+             f"{'x grads':>9}{'x train s':>11}{'x end-to-end':>14}"]
+    for p, data in summary["policies"].items():
+        if p == BASELINE:
+            continue
+        for b in data["budgets"]:
+            lines.append(
+                f"{p:<10}{b['labeled']:>8}{b['accuracy_mean']:>10.4f}{base[b['labeled']]['accuracy_mean']:>11.4f}"
+                f"{b['relative_accuracy']:>10.4f}{b['speedup_sample_gradients']:>8.2f}x"
+                f"{b['speedup_train_seconds']:>10.2f}x{b['speedup_end_to_end']:>13.2f}x"
+            )
+    return "\n".join(lines)
+
+
 def format_headline(summary: dict) -> str:
     """One row per policy: mean relative accuracy and speed-ups over the budgets."""
     lines = [f"{'policy':<10}{'rel. accuracy':>14}{'speed-up grads':>16}{'speed-up train s':>18}{'end to end':>12}"]

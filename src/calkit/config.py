@@ -51,7 +51,7 @@ class RunConfig:
     lam_s: float | None = None
     kernel_width: float | None = None
     mir_sampling: bool = False
-    lr_scaling: bool = False
+    lr_scaling: bool | None = None
     device: str = "cpu"
     score_batch_size: int = 4096
     test_fraction: float = 0.2

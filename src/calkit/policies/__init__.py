@@ -8,7 +8,15 @@ the weights and train over the new batch, replaying history items in every step.
 from __future__ import annotations
 
 from calkit.errors import ConfigError
-from calkit.policies.base import Policy, RoundContext, RoundData, Step, StepOutput, minibatches
+from calkit.policies.base import (
+    Policy,
+    RoundContext,
+    RoundData,
+    Step,
+    StepOutput,
+    minibatches,
+)
+from calkit.policies.cal import CalPolicy
 from calkit.policies.der import DarkExperienceReplayPolicy
 from calkit.policies.er import ExperienceReplayPolicy
 from calkit.policies.finetune import FinetunePolicy
@@ -31,21 +39,20 @@ POLICIES: dict[str, type[Policy]] = {
         DarkExperienceReplayPolicy,
         ScaledDistillationPolicy,
         SubmodularDistillationPolicy,
+        CalPolicy,
     )
 }
 
 
-#: The policy the name ``cal`` stands for: calkit's recommended CAL configuration
-#: (its defaults are tuned on the benchmark suite; see BENCHMARKS.md).
-RECOMMENDED = "sd"
+#: calkit's recommended CAL configuration (tuned defaults; see policies/cal.py and BENCHMARKS.md).
+RECOMMENDED = "cal"
 
 
 def resolve_policy_name(name: str) -> str:
-    """The registered policy a user-facing name stands for (``cal`` -> the recommended one)."""
+    """The registered policy a user-facing name stands for."""
     key = name.strip().lower()
-    key = RECOMMENDED if key == "cal" else key
     if key not in POLICIES:
-        raise ConfigError(f"unknown policy {name!r}; choose one of cal, {', '.join(POLICIES)}")
+        raise ConfigError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}")
     return key
 
 

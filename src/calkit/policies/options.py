@@ -20,7 +20,7 @@ class PolicyOptions:
     lam_s: float | None = None  #: sds2: weight of the uncertainty term
     kernel_width: float | None = None  #: sds2: sigma of the RBF kernel (median heuristic if None)
     mir_sampling: bool = False  #: mir: sample by softmax of interference instead of top-k
-    lr_scaling: bool = False  #: scale the learning rate by (m + m') / m (the reference code did)
+    lr_scaling: bool | None = None  #: scale the LR by (m + m') / m (the reference code did); None: policy default
 
     def __post_init__(self) -> None:
         if self.replay_size is not None and self.replay_fraction is not None:

@@ -25,6 +25,7 @@ class ReplayPolicy(Policy):
     #: m' = default_replay_ratio * m unless the options say otherwise.
     default_replay_ratio: ClassVar[float] = 2.0
     default_epochs: ClassVar[int] = DEFAULT_CAL_EPOCHS
+    default_lr_scaling: ClassVar[bool] = False
 
     def __init__(self, options: PolicyOptions | None = None):
         self.options = options or PolicyOptions()
@@ -54,6 +55,7 @@ class ReplayPolicy(Policy):
         return history[ctx.rng.choice(len(history), size=min(count, len(history)), replace=False)]
 
     def lr_multiplier(self, batch_size: int) -> float:
-        if not self.options.lr_scaling:
+        scaling = self.default_lr_scaling if self.options.lr_scaling is None else self.options.lr_scaling
+        if not scaling:
             return 1.0
         return (batch_size + self.replay_size(batch_size)) / batch_size
