@@ -49,8 +49,8 @@ def _cfg(**kw) -> RunConfig:
 
 CPU_SUITE = (
     Entry("digits-mlp", _cfg(dataset="digits", model="mlp"), max_round_size=36),
-    Entry("fashion-mnist-mlp", _cfg(dataset="fashion-mnist", model="mlp", pool_size=20000), max_round_size=500,
-          notes="a fixed 20,000-image subset of the pool (the official test set)"),
+    Entry("fashion-mnist-mlp", _cfg(dataset="fashion-mnist", model="mlp", pool_size=10000), max_round_size=250,
+          notes="a fixed 10,000-image subset of the pool (the official test set)"),
     Entry("fashion-mnist-convnet", _cfg(dataset="fashion-mnist", model="convnet", pool_size=4000),
           policies=("reset", "er", "der", "sd", "cal"), max_round_size=200, setups=("paper",),
           notes="a fixed 4,000-image subset; the small ConvNet trains at about 2,000 images/s here"),
