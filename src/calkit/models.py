@@ -85,9 +85,10 @@ class MLP(BodyHead):
 
 
 class ConvNet(BodyHead):
-    """Conv-BN-ReLU-pool blocks, global average pooling, one hidden layer, a linear head.
+    """Conv-BN-ReLU-pool blocks, then the flattened feature map through one hidden layer.
 
-    Small enough to train at a few thousand images per second on two CPU cores.
+    Keeps the spatial layout (no global pooling), which small images need; trains at a few
+    thousand 28x28 images per second on two CPU cores.
     """
 
     def __init__(self, in_shape: tuple[int, ...], channels: tuple[int, ...], n_classes: int, dropout: float = 0.0):
@@ -95,18 +96,19 @@ class ConvNet(BodyHead):
         if len(in_shape) != 3:
             raise ConfigError(f"convnet needs image input (C, H, W), got per-item shape {in_shape}")
         blocks: list[nn.Module] = []
-        prev, size = in_shape[0], min(in_shape[1:])
+        prev, (height, width) = in_shape[0], in_shape[1:]
         for c in channels:
             blocks += [nn.Conv2d(prev, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
-            if size >= 4:
+            if min(height, width) >= 4:
                 blocks.append(nn.MaxPool2d(2))
-                size //= 2
+                height, width = height // 2, width // 2
             prev = c
-        blocks += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(prev, 2 * prev), nn.ReLU()]
+        hidden = 2 * prev
+        blocks += [nn.Flatten(), nn.Linear(prev * height * width, hidden), nn.ReLU()]
         if dropout > 0:
             blocks.append(nn.Dropout(dropout))
         self.body = nn.Sequential(*blocks)
-        self.head = nn.Linear(2 * prev, n_classes)
+        self.head = nn.Linear(hidden, n_classes)
 
 
 class BasicBlock(nn.Module):
