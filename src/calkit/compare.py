@@ -17,22 +17,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
+from calkit.compare_report import (
+    is_continual,
+    summarize,
+    with_baseline,
+    write_report,
+)
 from calkit.config import RunConfig, parse_budget
 from calkit.data import Dataset
 from calkit.errors import ConfigError
 from calkit.loop import ActiveLoop, RunDirectory, dataset_for
-from calkit.policies import ReplayPolicy, POLICIES, resolve_policy_name
+from calkit.policies import resolve_policy_name
 from calkit.policies.replay import DEFAULT_CAL_EPOCHS
 
-BASELINE = "reset"
 PAPER_FRACTIONS = ("10%", "15%", "20%", "25%", "30%")
 SETUPS = ("paper", "same")
 
@@ -99,7 +101,7 @@ def run_compare(
     dataset = dataset or dataset_for(spec.base)
     counts = budget_counts(spec.budgets, dataset.pool_size)
     sizes = round_plan(counts, spec.max_round_size)
-    policies = _with_baseline(spec.policies)
+    policies = with_baseline(spec.policies)
     total = len(spec.setups) * len(spec.seeds) * len(policies)
     done = 0
     for setup in spec.setups:
@@ -115,8 +117,6 @@ def run_compare(
                     f"{last['labeled']} labels, {last['sample_gradients']:,} sample-gradients, "
                     f"{time.perf_counter() - start:.1f} s"
                 )
-    from calkit.compare_report import summarize, write_report
-
     summary = summarize(out, spec, counts, dataset)
     write_report(out, summary)
     return summary
@@ -135,22 +135,3 @@ def run_one(path: Path, cfg: RunConfig, dataset: Dataset) -> list[dict]:
         return loop.ledger.metrics()
     finally:
         loop.close()
-
-
-def _with_baseline(policies: tuple[str, ...]) -> list[str]:
-    names = [p.strip().lower() for p in policies]
-    return names if BASELINE in names else [BASELINE] + names
-
-
-def is_continual(name: str) -> bool:
-    return issubclass(POLICIES[resolve_policy_name(name)], ReplayPolicy)
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return float(statistics.mean(values)), float(statistics.stdev(values)) if len(values) > 1 else 0.0
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if a.std() == 0 or b.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])

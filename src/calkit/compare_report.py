@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from calkit.checkpoint import atomic_write_text
-from calkit.compare import BASELINE, CompareSpec, _with_baseline, is_continual, mean_std, pearson
 from calkit.data import Dataset
 from calkit.loop import ActiveLoop
 from calkit.models import batched_inference
+from calkit.policies import POLICIES, ReplayPolicy, resolve_policy_name
+
+if TYPE_CHECKING:
+    from calkit.compare import CompareSpec
+
+BASELINE = "reset"
 
 
-def summarize(out: Path, spec: CompareSpec, counts: list[int], dataset: Dataset) -> dict:
-    policies = _with_baseline(spec.policies)
+def with_baseline(policies: tuple[str, ...]) -> list[str]:
+    """The policies to run, standard AL first when the user did not name it."""
+    names = [p.strip().lower() for p in policies]
+    return names if BASELINE in names else [BASELINE] + names
+
+
+def is_continual(name: str) -> bool:
+    return issubclass(POLICIES[resolve_policy_name(name)], ReplayPolicy)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return float(statistics.mean(values)), float(statistics.stdev(values)) if len(values) > 1 else 0.0
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def summarize(out: Path, spec: "CompareSpec", counts: list[int], dataset: Dataset) -> dict:
+    policies = with_baseline(spec.policies)
     setups = {}
     for setup in spec.setups:
         runs = {p: [_metrics(out / setup / f"{p}-s{s}") for s in spec.seeds] for p in policies}
