@@ -182,7 +182,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     summary = run_compare(spec, args.out)
     from calkit.compare_report import format_budget_table, format_headline
 
-    print(f"\nstopping rules: " + "; ".join(f"{p}: {r}" for p, r in summary["stopping_rules"].items()))
+    print("\nstopping rules: " + "; ".join(f"{p}: {r}" for p, r in summary["stopping_rules"].items()))
     print(format_budget_table(summary))
     print("\nmean over budgets:")
     print(format_headline(summary))
