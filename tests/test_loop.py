@@ -182,3 +182,36 @@ def test_custom_model_factory(tmp_path):
     assert loop.run().complete
     loop.close()
     assert metrics(tmp_path / "run")[-1]["test_accuracy"] > 0.5
+
+
+# -- candidate subsampling for acquisition ---------------------------------------------------
+
+
+def test_score_subset_is_a_seeded_subset_of_the_requested_size():
+    from calkit.loop import score_subset
+
+    pool = np.arange(100, 400, 3)
+    a = score_subset(pool, 10, 4, np.random.default_rng(1))
+    assert len(a) == 40 and len(set(a)) == 40 and set(a) <= set(pool)
+    assert np.array_equal(a, score_subset(pool, 10, 4, np.random.default_rng(1)))
+    assert not np.array_equal(a, score_subset(pool, 10, 4, np.random.default_rng(2)))
+    assert score_subset(pool, 10, None, np.random.default_rng(1)) is pool
+    assert score_subset(pool, 50, 4, np.random.default_rng(1)) is pool  # asking for more than there is
+
+
+def test_score_multiple_scores_only_the_subset(tmp_path):
+    """Each acquisition round runs inference on multiple x round size items, not the whole pool."""
+    run_to_end(tmp_path / "sub", score_multiple=2)
+    run_to_end(tmp_path / "all")
+    sub, full = Ledger.open(tmp_path / "sub" / "ledger.sqlite"), Ledger.open(tmp_path / "all" / "ledger.sqlite")
+    try:
+        assert [sub.query(t).cost["forward_samples"] for t in (1, 2, 3)] == [20, 20, 20]
+        assert all(full.query(t).cost["forward_samples"] > 20 for t in (1, 2, 3))
+    finally:
+        sub.close()
+        full.close()
+
+
+def test_score_multiple_must_be_positive(tmp_path):
+    with pytest.raises(ConfigError, match="score-multiple"):
+        small_config(score_multiple=0).validate()

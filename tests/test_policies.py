@@ -20,6 +20,7 @@ from calkit.policies.mir import interference
 from calkit.policies.sd import distillation_kl, scaled_distillation_loss
 from calkit.policies.targets import StoredTargets
 from calkit.tensors import DeviceData
+from calkit.train import NewItemsLearned
 from tests.conftest import make_blobs
 from tests.test_loop import comparable, labeled_set, metrics
 
@@ -151,9 +152,25 @@ def test_replay_size_from_fraction_and_default():
 
 
 def test_lr_scaling_is_off_by_default_and_linear_when_on():
-    assert make_policy("er", PolicyOptions(replay_size=128)).lr_multiplier(64) == 1.0
-    assert make_policy("er", PolicyOptions(replay_size=128, lr_scaling=True)).lr_multiplier(64) == 3.0
-    assert make_policy("reset").lr_multiplier(64) == 1.0
+    later = RoundData(1, new_ids=np.arange(10, 20), history_ids=np.arange(10))
+    assert make_policy("er", PolicyOptions(replay_size=128)).lr_multiplier(64, later) == 1.0
+    assert make_policy("er", PolicyOptions(replay_size=128, lr_scaling=True)).lr_multiplier(64, later) == 3.0
+    assert make_policy("reset").lr_multiplier(64, later) == 1.0
+
+
+def test_lr_scaling_leaves_the_initial_round_alone():
+    """Round 0 replays nothing, so it trains at the baseline's rate and matches the baseline's model."""
+    initial = RoundData(0, new_ids=np.arange(10), history_ids=np.array([], dtype=np.int64))
+    assert make_policy("er", PolicyOptions(replay_size=128, lr_scaling=True)).lr_multiplier(64, initial) == 1.0
+
+
+def test_the_learning_rate_is_set_per_round(tmp_path):
+    loop = ActiveLoop.create(tmp_path / "r", _cfg("er", lr_scaling=True, rounds=2), dataset=make_blobs())
+    assert loop.run().complete
+    # batch 8 with m' = 8: round 1 runs at twice the configured rate, round 0 at the rate itself
+    assert load_checkpoint(checkpoint_path(loop.dir.checkpoints, 0))["optimizer"]["param_groups"][0]["lr"] == 0.01
+    assert load_checkpoint(checkpoint_path(loop.dir.checkpoints, 1))["optimizer"]["param_groups"][0]["lr"] == 0.02
+    loop.close()
 
 
 # -- stored targets -------------------------------------------------------------------------
@@ -288,3 +305,25 @@ def test_continual_policies_default_to_fixed_epochs_and_reset_to_the_accuracy_ru
     loop = ActiveLoop.create(tmp_path / "b", _cfg("reset", epochs=None), dataset=make_blobs())
     assert "running train accuracy >= 0.99" in loop.stop_rule.describe()
     loop.close()
+
+
+def test_cal_trains_until_the_new_items_are_learned(tmp_path):
+    loop = ActiveLoop.create(tmp_path / "a", _cfg("cal", epochs=None), dataset=make_blobs())
+    assert loop.stop_rule == NewItemsLearned(0.99, 20)
+    loop.close()
+    loop = ActiveLoop.create(tmp_path / "b", _cfg("cal", epochs=None, new_accuracy=0.9, max_new_epochs=7, max_epochs=30),
+                              dataset=make_blobs())
+    assert loop.stop_rule == NewItemsLearned(0.9, 7, initial_max_epochs=30)
+    loop.close()
+    loop = ActiveLoop.create(tmp_path / "c", _cfg("sd", epochs=None, new_accuracy=0.95), dataset=make_blobs())
+    assert loop.stop_rule == NewItemsLearned(0.95, 20)  # any continual policy can opt in
+    loop.close()
+
+
+def test_new_items_rule_ends_rounds_early_on_easy_data(tmp_path):
+    """Separable blobs are learned within a few epochs, far below the 20-epoch cap."""
+    loop = ActiveLoop.create(tmp_path / "r", _cfg("cal", epochs=None), dataset=make_blobs())
+    assert loop.run().complete
+    loop.close()
+    records = metrics(tmp_path / "r")
+    assert all(r["epochs"] < 20 for r in records[1:]), [r["epochs"] for r in records]

@@ -20,8 +20,10 @@ from calkit.train import (
     OPTIMIZERS,
     PHASES,
     ComputeMeter,
+    EpochStats,
     FitSummary,
     FixedEpochs,
+    NewItemsLearned,
     OptimizerConfig,
     TrainAccuracy,
     Trainer,
@@ -123,10 +125,10 @@ def test_meter_add():
 def test_fixed_epochs_should_stop():
     rule = FixedEpochs(3)
     assert rule.max_epochs == 3
-    assert not rule.should_stop(1, 1.0)  # accuracy is irrelevant
-    assert not rule.should_stop(2, 1.0)
-    assert rule.should_stop(3, 0.0)
-    assert rule.should_stop(4, 0.0)
+    assert not rule.should_stop(_stats(1, 1.0))  # accuracy is irrelevant
+    assert not rule.should_stop(_stats(2, 1.0))
+    assert rule.should_stop(_stats(3, 0.0))
+    assert rule.should_stop(_stats(4, 0.0))
     assert "3" in rule.describe()
 
 
@@ -138,12 +140,12 @@ def test_fixed_epochs_rejects_non_positive(epochs):
 
 def test_train_accuracy_should_stop():
     rule = TrainAccuracy(0.9, 5)
-    assert not rule.should_stop(1, 0.5)
-    assert not rule.should_stop(1, 0.899)
-    assert rule.should_stop(1, 0.9)  # threshold reached counts
-    assert rule.should_stop(2, 0.95)
-    assert rule.should_stop(5, 0.1)  # the cap
-    assert not rule.should_stop(4, 0.1)
+    assert not rule.should_stop(_stats(1, 0.5))
+    assert not rule.should_stop(_stats(1, 0.899))
+    assert rule.should_stop(_stats(1, 0.9))  # threshold reached counts
+    assert rule.should_stop(_stats(2, 0.95))
+    assert rule.should_stop(_stats(5, 0.1))  # the cap
+    assert not rule.should_stop(_stats(4, 0.1))
     assert "0.9" in rule.describe() and "5" in rule.describe()
 
 
@@ -153,10 +155,37 @@ def test_train_accuracy_rejects_bad_values(threshold, cap):
         TrainAccuracy(threshold, cap)
 
 
+def _stats(epochs: int, running: float, new: float | None = None, replay: float | None = None) -> EpochStats:
+    return EpochStats(epochs, running, running if new is None else new, replay)
+
+
+def test_new_items_learned_looks_at_the_new_items_only():
+    rule = NewItemsLearned(0.99, 20)
+    assert not rule.should_stop(_stats(1, running=1.0, new=0.98, replay=1.0))
+    assert rule.should_stop(_stats(1, running=0.5, new=0.99, replay=0.2))  # replay accuracy is not its business
+    assert rule.should_stop(_stats(20, running=0.1, new=0.1))  # the cap
+    assert not rule.should_stop(_stats(19, running=0.1, new=0.1))
+    assert "new items >= 0.99" in rule.describe() and "20" in rule.describe()
+
+
+def test_new_items_learned_gives_the_initial_round_the_baseline_cap():
+    rule = NewItemsLearned(0.99, 3, initial_max_epochs=40)
+    assert rule.should_stop(EpochStats(3, 0.5, 0.5, 0.5, has_history=True))
+    assert not rule.should_stop(EpochStats(3, 0.5, 0.5, None, has_history=False))
+    assert rule.should_stop(EpochStats(40, 0.5, 0.5, None, has_history=False))
+    assert rule.should_stop(EpochStats(2, 0.99, 0.99, None, has_history=False))
+
+
+@pytest.mark.parametrize("threshold, cap", [(0.0, 5), (1.5, 5), (0.9, 0), (0.9, True)])
+def test_new_items_learned_rejects_bad_values(threshold, cap):
+    with pytest.raises(ConfigError):
+        NewItemsLearned(threshold, cap)
+
+
 def test_train_accuracy_threshold_one_is_allowed():
     rule = TrainAccuracy(1.0, 3)
-    assert not rule.should_stop(1, 0.999)
-    assert rule.should_stop(1, 1.0)
+    assert not rule.should_stop(_stats(1, 0.999))
+    assert rule.should_stop(_stats(1, 1.0))
 
 
 # --------------------------------------------------------------------------------------------

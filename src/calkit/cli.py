@@ -32,8 +32,11 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("batch-size", int, "training minibatch size [64]"),
     ("epochs", int, "train a fixed number of epochs per round (overrides --train-accuracy)"),
     ("train-accuracy", float, "train each round until the epoch's running accuracy reaches this "
-     "[0.99 for reset/warm; continual policies default to fixed epochs]"),
-    ("max-epochs", int, "epoch cap for --train-accuracy [50]"),
+     "[0.99 for reset/warm]"),
+    ("new-accuracy", float, "continual policies: train each round until the running accuracy on its new "
+     "items reaches this [0.99 for cal; the paper's policies train fixed epochs]"),
+    ("max-epochs", int, "epoch cap of standard AL's rounds and of every initial round [50]"),
+    ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy [20]"),
     ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
     ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
     ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),
@@ -43,6 +46,8 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("kernel-width", float, "sds2: RBF kernel width [median heuristic]"),
     ("device", str, "cpu or cuda [cpu]"),
     ("score-batch-size", int, "batch size for scoring the pool and evaluating [4096]"),
+    ("score-multiple", int, "score a seeded random subset of this many times the round size instead of "
+     "the whole unlabeled pool [whole pool]"),
     ("test-fraction", float, "held-out test share for data without a test split [0.2]"),
     ("label-column", str, "label column of a CSV dataset [label]"),
     ("pool-size", int, "use a fixed random subset of this many pool items [all]"),
@@ -147,8 +152,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     for flag in ("mir_sampling", "lr_scaling"):
         if getattr(args, flag, None):
             base[flag] = True
+    # A rule given on the command line wins over one in the config file.
     if args.epochs is None and args.train_accuracy is not None:
         base["epochs"] = None
+    if args.epochs is None and args.train_accuracy is None and args.new_accuracy is not None:
+        base["epochs"] = base["train_accuracy"] = None
     return RunConfig.from_dict(base).validate()
 
 

@@ -42,7 +42,9 @@ class RunConfig:
     batch_size: int = 64
     epochs: int | None = None
     train_accuracy: float | None = None
-    max_epochs: int = 50
+    new_accuracy: float | None = None
+    max_epochs: int | None = None
+    max_new_epochs: int | None = None
     replay_size: int | None = None
     replay_fraction: float | None = None
     alpha: float | None = None
@@ -54,6 +56,7 @@ class RunConfig:
     lr_scaling: bool | None = None
     device: str = "cpu"
     score_batch_size: int = 4096
+    score_multiple: int | None = None
     test_fraction: float = 0.2
     label_column: str = "label"
     keep_checkpoints: str = "all"
@@ -63,9 +66,13 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         if self.oracle not in ORACLES:
             raise ConfigError(f"unknown oracle {self.oracle!r}; choose one of {', '.join(ORACLES)}")
-        for name in ("initial", "round_size", "batch_size", "max_epochs", "score_batch_size"):
+        for name in ("initial", "round_size", "batch_size", "score_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        for name in ("max_epochs", "max_new_epochs", "score_multiple"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
         if self.rounds is not None and (isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1):
             raise ConfigError(f"rounds must be a positive integer (it counts the initial round), got {self.rounds!r}")

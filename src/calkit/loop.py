@@ -36,10 +36,11 @@ from calkit.policies import Policy, ReplayPolicy, RoundData, make_policy
 from calkit.progress import Progress
 from calkit.seeding import numpy_rng, restore_rng_states, rng_states, seed_torch
 from calkit.tensors import DeviceData
-from calkit.train import ComputeMeter, FixedEpochs, OptimizerConfig, StopRule, TrainAccuracy, Trainer
+from calkit.train import ComputeMeter, FixedEpochs, NewItemsLearned, OptimizerConfig, StopRule, TrainAccuracy, Trainer
 
 ModelFactory = Callable[[], nn.Module]
 DEFAULT_TRAIN_ACCURACY = 0.99
+DEFAULT_MAX_EPOCHS = 50  #: the accuracy rules' epoch cap for standard AL
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,7 @@ class ActiveLoop:
         self.acquisition = make_acquisition(cfg.acquisition)
         self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
         self.stop_rule = stop_rule_for(cfg, self.policy)
-        lr = cfg.lr * self.policy.lr_multiplier(cfg.batch_size)
-        self.optimizer_cfg = OptimizerConfig(cfg.optimizer, lr, cfg.momentum, cfg.weight_decay)
+        self.optimizer_cfg = OptimizerConfig(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
         self.model_factory = model_factory or self._spec_factory()
         self.data = DeviceData(dataset, _device(cfg.device))
 
@@ -195,6 +195,7 @@ class ActiveLoop:
             name, infer_seconds, forward = "random", 0.0, 0
         else:
             assert state.model is not None
+            candidates = score_subset(candidates, self.plan[t], self.cfg.score_multiple, numpy_rng(self.cfg.seed, t, "subset"))
             ctx = ModelScoringContext(
                 state.model, self.data, numpy_rng(self.cfg.seed, t, "select"), self.cfg.score_batch_size
             )
@@ -217,6 +218,7 @@ class ActiveLoop:
         if state.model is None or self.policy.reinitialize:
             state.model, state.optimizer = self._fresh_model(t)
         assert state.optimizer is not None
+        set_learning_rate(state.optimizer, self.cfg.lr * self.policy.lr_multiplier(self.cfg.batch_size, rnd))
         seed_torch(self.cfg.seed, t, "train")
         trainer = Trainer(self.data, state.meter, self.cfg.batch_size)
 
@@ -328,19 +330,45 @@ def dataset_for(cfg: RunConfig) -> Dataset:
     return subsample_pool(dataset, cfg.pool_size) if cfg.pool_size else dataset
 
 
+def score_subset(
+    candidates: np.ndarray, round_size: int, multiple: int | None, rng: np.random.Generator
+) -> np.ndarray:
+    """A seeded random subset of ``multiple * round_size`` candidates, or all of them.
+
+    Once continual training is cheap, scoring the whole unlabeled pool dominates a round; the
+    top-b of a large random subset is nearly as informative (BENCHMARKS.md measures the cost).
+    """
+    if multiple is None or len(candidates) <= multiple * round_size:
+        return candidates
+    return np.sort(rng.choice(candidates, size=multiple * round_size, replace=False))
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:
-    """--epochs, else --train-accuracy, else the policy's default.
+    """--epochs, else --train-accuracy, else --new-accuracy, else the policy's default.
 
     Standard AL defaults to the CAL paper's baseline rule (99 % running training accuracy,
-    capped); CAL policies default to a fixed number of epochs over the new batch.
+    capped); the paper's CAL policies to a fixed number of epochs over the new batch; `cal` to
+    training until the new batch is learned. --max-epochs caps standard AL's rounds and every
+    initial round; --max-new-epochs caps the continual rounds of the new-items rule.
     """
+    initial_cap = cfg.max_epochs or DEFAULT_MAX_EPOCHS
     if cfg.epochs is not None:
         return FixedEpochs(cfg.epochs)
     if cfg.train_accuracy is not None:
-        return TrainAccuracy(cfg.train_accuracy, cfg.max_epochs)
+        return TrainAccuracy(cfg.train_accuracy, initial_cap)
     if isinstance(policy, ReplayPolicy):
+        threshold = cfg.new_accuracy if cfg.new_accuracy is not None else policy.default_new_accuracy
+        if threshold is not None:
+            return NewItemsLearned(threshold, cfg.max_new_epochs or policy.default_epochs, initial_cap)
         return FixedEpochs(policy.default_epochs)
-    return TrainAccuracy(DEFAULT_TRAIN_ACCURACY, cfg.max_epochs)
+    if cfg.new_accuracy is not None:  # without replay every trained item is new
+        return NewItemsLearned(cfg.new_accuracy, cfg.max_new_epochs or initial_cap, initial_cap)
+    return TrainAccuracy(DEFAULT_TRAIN_ACCURACY, initial_cap)
 
 
 class _RandomOnly:

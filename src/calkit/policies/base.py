@@ -105,8 +105,8 @@ class Policy(ABC):
         """Hook after training a round (stored targets are made here); returns forward samples used."""
         return 0
 
-    def lr_multiplier(self, batch_size: int) -> float:
-        """Factor applied to the configured learning rate (CAL's optional linear scaling)."""
+    def lr_multiplier(self, batch_size: int, rnd: RoundData) -> float:
+        """Factor applied to the configured learning rate in round ``rnd`` (CAL's optional linear scaling)."""
         return 1.0
 
     def state_dict(self) -> dict:

@@ -15,5 +15,6 @@ from calkit.policies.sd import ScaledDistillationPolicy
 class CalPolicy(ScaledDistillationPolicy):
     name = "cal"
     default_replay_ratio = 2.0
-    default_epochs = 20
+    default_epochs = 20  #: the cap of the new-items rule
+    default_new_accuracy = 0.99
     default_lr_scaling = False

@@ -24,7 +24,10 @@ class ReplayPolicy(Policy):
     continual = True
     #: m' = default_replay_ratio * m unless the options say otherwise.
     default_replay_ratio: ClassVar[float] = 2.0
+    #: Fixed epochs per round, or the epoch cap when default_new_accuracy is set.
     default_epochs: ClassVar[int] = DEFAULT_CAL_EPOCHS
+    #: Train each round until the new items' running accuracy reaches this; None: fixed epochs.
+    default_new_accuracy: ClassVar[float | None] = None
     default_lr_scaling: ClassVar[bool] = False
 
     def __init__(self, options: PolicyOptions | None = None):
@@ -54,8 +57,9 @@ class ReplayPolicy(Policy):
         history = ctx.rnd.history_ids
         return history[ctx.rng.choice(len(history), size=min(count, len(history)), replace=False)]
 
-    def lr_multiplier(self, batch_size: int) -> float:
+    def lr_multiplier(self, batch_size: int, rnd: RoundData) -> float:
+        """(m + m') / m in rounds that replay; a round without history trains like the baseline."""
         scaling = self.default_lr_scaling if self.options.lr_scaling is None else self.options.lr_scaling
-        if not scaling:
+        if not scaling or len(rnd.history_ids) == 0:
             return 1.0
         return (batch_size + self.replay_size(batch_size)) / batch_size

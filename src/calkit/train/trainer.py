@@ -13,7 +13,7 @@ from calkit.errors import ConfigError
 from calkit.policies.base import Policy, RoundContext, RoundData
 from calkit.tensors import DeviceData
 from calkit.train.meter import ComputeMeter
-from calkit.train.stopping import StopRule
+from calkit.train.stopping import EpochStats, StopRule
 
 OPTIMIZERS = ("sgd", "adam")
 
@@ -77,7 +77,7 @@ class Trainer:
         model.train()
         ctx = RoundContext(rnd, model, optimizer, self.data, rng, self.batch_size)
         epochs = steps = 0
-        acc = new_acc = 0.0
+        stats = EpochStats(0, 0.0, 0.0)
         with self.meter.phase("train"):
             while True:
                 # Hit counts stay on the device until the epoch ends: no host sync per step.
@@ -97,11 +97,21 @@ class Trainer:
                     seen += hits.numel()
                     new_seen += step.n_new
                 epochs += 1
-                acc = int(hits_all) / max(seen, 1)
-                new_acc = int(hits_new) / max(new_seen, 1)
+                stats = _epoch_stats(epochs, int(hits_all), seen, int(hits_new), new_seen, len(rnd.history_ids) > 0)
                 if on_epoch is not None:
-                    on_epoch(epochs, stop_rule.max_epochs, acc)
-                if stop_rule.should_stop(epochs, acc):
+                    on_epoch(epochs, stop_rule.max_epochs, stats.running_accuracy)
+                if stop_rule.should_stop(stats):
                     break
             self.meter.forward_samples += policy.end_round(ctx)
-        return FitSummary(epochs, steps, acc, new_acc)
+        return FitSummary(epochs, steps, stats.running_accuracy, stats.new_accuracy)
+
+
+def _epoch_stats(epochs: int, hits: int, seen: int, new_hits: int, new_seen: int, has_history: bool) -> EpochStats:
+    replay_seen = seen - new_seen
+    return EpochStats(
+        epochs,
+        running_accuracy=hits / max(seen, 1),
+        new_accuracy=new_hits / max(new_seen, 1),
+        replay_accuracy=(hits - new_hits) / replay_seen if replay_seen else None,
+        has_history=has_history,
+    )
