@@ -44,6 +44,13 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("candidates", int, "mir/sds2: history candidates scored per step, C [max(2m', 256)]"),
     ("lam-s", float, "sds2: weight of the uncertainty term [1.0]"),
     ("kernel-width", float, "sds2: RBF kernel width [median heuristic]"),
+    ("schedule", str, "learning-rate schedule: constant, cosine (restarted each round), infinite or wsd "
+     "(anneal a copy for use each round) [constant]"),
+    ("warmup", float, "cosine/infinite/wsd: warm-up share of the horizon [0.01]"),
+    ("min-lr-factor", float, "cosine/infinite/wsd: the rate decays and anneals end at, times --lr [0.1]"),
+    ("const-lr-factor", float, "infinite: the constant rate between anneals, times --lr [0.55]"),
+    ("cooldown", str, "infinite: cosine or inv-sqrt [cosine]"),
+    ("anneal-epochs", int, "infinite/wsd: epochs of each round's anneal [1]"),
     ("device", str, "cpu or cuda [cpu]"),
     ("score-batch-size", int, "batch size for scoring the pool and evaluating [4096]"),
     ("score-multiple", int, "score a seeded random subset of this many times the round size instead of "

@@ -17,6 +17,7 @@ import yaml
 
 from calkit.errors import ConfigError
 from calkit.policies.options import PolicyOptions
+from calkit.train.schedules import Schedule
 
 ORACLES = ("simulated", "files")
 
@@ -57,6 +58,12 @@ class RunConfig:
     device: str = "cpu"
     score_batch_size: int = 4096
     score_multiple: int | None = None
+    schedule: str = "constant"
+    warmup: float = 0.01
+    min_lr_factor: float = 0.1
+    const_lr_factor: float = 0.55
+    cooldown: str = "cosine"
+    anneal_epochs: int = 1
     test_fraction: float = 0.2
     label_column: str = "label"
     keep_checkpoints: str = "all"
@@ -88,7 +95,12 @@ class RunConfig:
         if not 0.0 <= self.test_fraction < 1.0:
             raise ConfigError(f"test-fraction must be in [0, 1), got {self.test_fraction}")
         self.policy_options()  # validates the policy settings
+        self.lr_schedule()
         return self
+
+    def lr_schedule(self) -> Schedule:
+        return Schedule(self.schedule, self.warmup, self.min_lr_factor, self.const_lr_factor, self.cooldown,
+                        self.anneal_epochs)
 
     def policy_options(self) -> PolicyOptions:
         return PolicyOptions(

@@ -9,6 +9,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -37,6 +38,7 @@ from calkit.progress import Progress
 from calkit.seeding import numpy_rng, restore_rng_states, rng_states, seed_torch
 from calkit.tensors import DeviceData
 from calkit.train import ComputeMeter, FixedEpochs, NewItemsLearned, OptimizerConfig, StopRule, TrainAccuracy, Trainer
+from calkit.train.trainer import LearningRate
 
 ModelFactory = Callable[[], nn.Module]
 DEFAULT_TRAIN_ACCURACY = 0.99
@@ -59,10 +61,17 @@ class RunStatus:
 
 @dataclass
 class _TrainingState:
-    model: nn.Module | None
+    model: nn.Module | None  #: the continual state: what the next round trains on
     optimizer: torch.optim.Optimizer | None
     meter: ComputeMeter
     last_round: int
+    annealed: nn.Module | None = None  #: the annealed copy, when the schedule makes one
+    trained_steps: int = 0  #: steps the continual model has taken (positions the schedule)
+
+    @property
+    def serving(self) -> nn.Module | None:
+        """The model for evaluation and acquisition: the annealed copy if there is one."""
+        return self.annealed if self.annealed is not None else self.model
 
 
 class RunDirectory:
@@ -102,6 +111,7 @@ class ActiveLoop:
         self.acquisition = make_acquisition(cfg.acquisition)
         self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
         self.stop_rule = stop_rule_for(cfg, self.policy)
+        self.schedule = cfg.lr_schedule()
         self.optimizer_cfg = OptimizerConfig(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
         self.model_factory = model_factory or self._spec_factory()
         self.data = DeviceData(dataset, _device(cfg.device))
@@ -194,10 +204,10 @@ class ActiveLoop:
             selection = RandomSampling().select(ctx, candidates, self.plan[0])
             name, infer_seconds, forward = "random", 0.0, 0
         else:
-            assert state.model is not None
+            assert state.serving is not None
             candidates = score_subset(candidates, self.plan[t], self.cfg.score_multiple, numpy_rng(self.cfg.seed, t, "subset"))
             ctx = ModelScoringContext(
-                state.model, self.data, numpy_rng(self.cfg.seed, t, "select"), self.cfg.score_batch_size
+                state.serving, self.data, numpy_rng(self.cfg.seed, t, "select"), self.cfg.score_batch_size
             )
             selection = self.acquisition.select(ctx, candidates, self.plan[t])
             name, infer_seconds, forward = self.acquisition.name, ctx.seconds, ctx.forward_samples
@@ -217,8 +227,10 @@ class ActiveLoop:
         self.progress.round_started(t, len(self.plan), len(labeled))
         if state.model is None or self.policy.reinitialize:
             state.model, state.optimizer = self._fresh_model(t)
+            state.trained_steps = 0
         assert state.optimizer is not None
-        set_learning_rate(state.optimizer, self.cfg.lr * self.policy.lr_multiplier(self.cfg.batch_size, rnd))
+        base_lr = self.cfg.lr * self.policy.lr_multiplier(self.cfg.batch_size, rnd)
+        set_learning_rate(state.optimizer, base_lr)
         seed_torch(self.cfg.seed, t, "train")
         trainer = Trainer(self.data, state.meter, self.cfg.batch_size)
 
@@ -227,11 +239,14 @@ class ActiveLoop:
             _fault_point(f"train:{t}")
 
         fit = trainer.fit(
-            state.model, state.optimizer, self.policy, rnd, self.stop_rule, numpy_rng(self.cfg.seed, t, "train"), on_epoch
+            state.model, state.optimizer, self.policy, rnd, self.stop_rule, numpy_rng(self.cfg.seed, t, "train"),
+            on_epoch, self._round_schedule(rnd, base_lr, state.trained_steps),
         )
+        state.trained_steps += fit.steps
+        state.annealed = self._annealed_copy(t, rnd, state, trainer, base_lr) if self.schedule.anneals else None
         with state.meter.phase("evaluate"):
-            scores = evaluate(state.model, self.data, self.cfg.score_batch_size)
-            scores["round_item_accuracy"] = self._accuracy_by_round(state.model, t)
+            scores = evaluate(state.serving, self.data, self.cfg.score_batch_size)
+            scores["round_item_accuracy"] = self._accuracy_by_round(state.serving, t)
         record = self._record(t, len(labeled), fit.epochs, fit.running_accuracy, scores, state.meter)
         save_checkpoint(self.dir.checkpoints, t, self._payload(t, state, record))
         _fault_point(f"checkpoint:{t}")
@@ -240,6 +255,33 @@ class ActiveLoop:
             prune_checkpoints(self.dir.checkpoints, t)
         state.last_round = t
         self.progress.round_done(record)
+
+    def _round_schedule(self, rnd: RoundData, base_lr: float, trained: int) -> LearningRate | None:
+        """The round's learning rate per step, or None to keep the rate constant."""
+        if self.schedule.name == "constant":
+            return None
+        epochs = self.stop_rule.epoch_cap(has_history=len(rnd.history_ids) > 0)
+        horizon = self.policy.steps_per_epoch(rnd, self.cfg.batch_size) * epochs
+        return lambda step: base_lr * self.schedule.factor(step, horizon, trained)
+
+    def _annealed_copy(self, t: int, rnd: RoundData, state: _TrainingState, trainer: Trainer, base_lr: float) -> nn.Module:
+        """Anneal a copy for use; the continual state keeps its pre-anneal weights and optimizer.
+
+        The copy trains on the round's own steps (new items with replay), so the anneal costs
+        ``anneal_epochs`` epochs of the round and is metered as training.
+        """
+        assert state.model is not None and state.optimizer is not None
+        model = copy.deepcopy(state.model)
+        optimizer = self.optimizer_cfg.build(model)
+        optimizer.load_state_dict(copy.deepcopy(state.optimizer.state_dict()))
+        epochs = self.schedule.anneal_epochs
+        steps = self.policy.steps_per_epoch(rnd, self.cfg.batch_size) * epochs
+        seed_torch(self.cfg.seed, t, "anneal")
+        trainer.fit(
+            model, optimizer, self.policy, rnd, FixedEpochs(epochs), numpy_rng(self.cfg.seed, t, "anneal"),
+            lr_at=lambda step: base_lr * self.schedule.anneal_factor(step, steps), finish_round=False,
+        )
+        return model.eval()
 
     def _accuracy_by_round(self, model: nn.Module, t: int) -> list[float]:
         """Training accuracy on each round's items so far: forgetting shows as a falling curve."""
@@ -254,7 +296,7 @@ class ActiveLoop:
         """The model as checkpointed after round ``t`` (eval mode), for analyses after a run."""
         payload = load_checkpoint(checkpoint_path(self.dir.checkpoints, t))
         model = self.model_factory().to(self.data.device)
-        model.load_state_dict(payload["model"])
+        model.load_state_dict(payload.get("annealed") or payload["model"])
         return model.eval()
 
     def _record(self, t: int, labeled: int, epochs: int, train_acc: float, scores: dict, meter: ComputeMeter) -> dict:
@@ -276,6 +318,7 @@ class ActiveLoop:
             "policy": self.policy.name,
             "acquisition": self.acquisition.name,
             "stop_rule": self.stop_rule.describe(),
+            "schedule": self.schedule.describe(),
         }
 
     def _payload(self, t: int, state: _TrainingState, record: dict) -> dict:
@@ -283,6 +326,8 @@ class ActiveLoop:
         return {
             "round": t,
             "model": state.model.state_dict(),
+            "annealed": state.annealed.state_dict() if state.annealed is not None else None,
+            "trained_steps": state.trained_steps,
             "optimizer": state.optimizer.state_dict(),
             "policy": self.policy.state_dict(),
             "meter": state.meter.to_dict(),
@@ -313,10 +358,16 @@ class ActiveLoop:
         model.load_state_dict(payload["model"])
         optimizer = self.optimizer_cfg.build(model)
         optimizer.load_state_dict(payload["optimizer"])
+        annealed = None
+        if payload.get("annealed") is not None:
+            annealed = self.model_factory().to(self.data.device)
+            annealed.load_state_dict(payload["annealed"])
+            annealed.eval()
         self.policy.load_state_dict(payload["policy"])
         restore_rng_states(payload["rng"])
         self._publish_metrics(t, payload["metrics"])
-        return _TrainingState(model, optimizer, ComputeMeter.from_dict(payload["meter"]), t)
+        meter = ComputeMeter.from_dict(payload["meter"])
+        return _TrainingState(model, optimizer, meter, t, annealed, payload.get("trained_steps", 0))
 
     def _spec_factory(self) -> ModelFactory:
         spec = ModelSpec.parse(self.cfg.model, self.cfg.dropout)

@@ -101,6 +101,10 @@ class Policy(ABC):
         logits = ctx.model(x)
         return StepOutput(F.cross_entropy(logits, y), logits, y)
 
+    def steps_per_epoch(self, rnd: RoundData, batch_size: int) -> int:
+        """Optimizer steps in one epoch of round ``rnd`` (schedules size their horizon with it)."""
+        return -(-len(rnd.labeled_ids) // batch_size)
+
     def end_round(self, ctx: RoundContext) -> int:
         """Hook after training a round (stored targets are made here); returns forward samples used."""
         return 0

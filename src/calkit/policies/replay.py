@@ -36,6 +36,9 @@ class ReplayPolicy(Policy):
     def replay_size(self, new_per_step: int) -> int:
         return self.options.replay_count(new_per_step, self.default_replay_ratio)
 
+    def steps_per_epoch(self, rnd: RoundData, batch_size: int) -> int:
+        return -(-len(rnd.new_ids) // batch_size)
+
     def epoch_steps(self, ctx: RoundContext) -> Iterator[Step]:
         history = ctx.rnd.history_ids
         for new in minibatches(ctx.rnd.new_ids, ctx.rng, ctx.batch_size):

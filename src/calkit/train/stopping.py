@@ -49,6 +49,9 @@ class FixedEpochs:
     def should_stop(self, stats: EpochStats) -> bool:
         return stats.epochs >= self.epochs
 
+    def epoch_cap(self, has_history: bool) -> int:
+        return self.epochs
+
     def describe(self) -> str:
         return f"fixed {self.epochs} epochs"
 
@@ -66,6 +69,9 @@ class TrainAccuracy:
 
     def should_stop(self, stats: EpochStats) -> bool:
         return stats.running_accuracy >= self.threshold or stats.epochs >= self.max_epochs
+
+    def epoch_cap(self, has_history: bool) -> int:
+        return self.max_epochs
 
     def describe(self) -> str:
         return f"until running train accuracy >= {self.threshold:g} (cap {self.max_epochs} epochs)"
@@ -92,8 +98,11 @@ class NewItemsLearned:
         _check_cap(self.initial_max_epochs)
 
     def should_stop(self, stats: EpochStats) -> bool:
-        cap = self.max_epochs if stats.has_history else self.initial_max_epochs
-        return stats.new_accuracy >= self.threshold or stats.epochs >= cap
+        return stats.new_accuracy >= self.threshold or stats.epochs >= self.epoch_cap(stats.has_history)
+
+    def epoch_cap(self, has_history: bool) -> int:
+        """The most epochs a round may take: a round without history gets the baseline's cap."""
+        return self.max_epochs if has_history else self.initial_max_epochs
 
     def describe(self) -> str:
         return (

@@ -52,6 +52,7 @@ class FitSummary:
 
 
 EpochCallback = Callable[[int, int, float], None]
+LearningRate = Callable[[int], float]  #: optimizer step within the round -> learning rate
 
 
 class Trainer:
@@ -73,7 +74,15 @@ class Trainer:
         stop_rule: StopRule,
         rng: np.random.Generator,
         on_epoch: EpochCallback | None = None,
+        lr_at: LearningRate | None = None,
+        finish_round: bool = True,
     ) -> FitSummary:
+        """Train until ``stop_rule`` fires.
+
+        ``lr_at`` sets the learning rate before every step (a schedule); without it the
+        optimizer's rate stays as it is. ``finish_round=False`` skips the policy's end-of-round
+        hook, for extra training of a copy (an anneal) after the round itself has finished.
+        """
         model.train()
         ctx = RoundContext(rnd, model, optimizer, self.data, rng, self.batch_size)
         epochs = steps = 0
@@ -85,6 +94,10 @@ class Trainer:
                 hits_new = torch.zeros((), dtype=torch.long, device=self.data.device)
                 seen = new_seen = 0
                 for step in policy.epoch_steps(ctx):
+                    if lr_at is not None:
+                        lr = lr_at(steps)
+                        for group in optimizer.param_groups:
+                            group["lr"] = lr
                     out = policy.loss(step, ctx)
                     optimizer.zero_grad(set_to_none=True)
                     out.loss.backward()
@@ -102,7 +115,8 @@ class Trainer:
                     on_epoch(epochs, stop_rule.max_epochs, stats.running_accuracy)
                 if stop_rule.should_stop(stats):
                     break
-            self.meter.forward_samples += policy.end_round(ctx)
+            if finish_round:
+                self.meter.forward_samples += policy.end_round(ctx)
         return FitSummary(epochs, steps, stats.running_accuracy, stats.new_accuracy)
 
 
