@@ -57,7 +57,9 @@ def test_summary_has_the_documented_shape(comparison):
     assert set(on_disk["setups"]) == {"paper", "same"}
     rules = on_disk["setups"]["paper"]["stopping_rules"]
     assert rules["reset"].startswith("until running train accuracy") and rules["er"].startswith("fixed")
-    assert set(on_disk["setups"]["same"]["stopping_rules"].values()) == {"fixed 4 epochs"}
+    same = on_disk["setups"]["same"]["stopping_rules"]
+    assert {rule.split(";")[0] for rule in same.values()} == {"fixed 4 epochs"}
+    assert "LR schedule cosine" in same["cal"] and ";" not in same["er"]  # cal's own schedule is stated
 
 
 def test_speedups_are_ratios_of_cumulative_costs(comparison):
@@ -126,7 +128,19 @@ def test_paper_suite_refuses_a_cpu_with_an_estimate(tmp_path, capsys):
 def test_generated_section_is_replaced_in_place(tmp_path):
     md = tmp_path / "B.md"
     md.write_text(f"# Benchmarks\n\nhand-written\n\n{BEGIN}\nold\n{END}\n\n## GPU\nkept\n")
-    _write_generated(md, ["### new section"], 60.0, 3, tmp_path)
+    _write_generated(md, ["### new section"], 60.0, 3, tmp_path, tmp_path / "pub")
     text = md.read_text()
     assert "old" not in text and "### new section" in text
     assert text.count(BEGIN) == 1 and "hand-written" in text and "## GPU\nkept" in text
+    assert f"--publish {tmp_path / 'pub'}" in text  # the command that regenerates it, exactly
+
+
+def test_publish_copies_the_small_files_only(tmp_path):
+    from calkit.bench import _publish
+
+    run = tmp_path / "run"
+    (run / "paper" / "reset-s0").mkdir(parents=True)
+    for name in ("report.md", "summary.json", "scatter.png"):
+        (run / name).write_text(name)
+    target = _publish(run, tmp_path / "pub" / "entry")
+    assert sorted(p.name for p in target.iterdir()) == ["report.md", "scatter.png", "summary.json"]

@@ -309,7 +309,7 @@ def test_continual_policies_default_to_fixed_epochs_and_reset_to_the_accuracy_ru
 
 def test_cal_trains_until_the_new_items_are_learned(tmp_path):
     loop = ActiveLoop.create(tmp_path / "a", _cfg("cal", epochs=None), dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.99, 20)
+    assert loop.stop_rule == NewItemsLearned(0.99, 12)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "b", _cfg("cal", epochs=None, new_accuracy=0.9, max_new_epochs=7, max_epochs=30),
                               dataset=make_blobs())
@@ -321,9 +321,25 @@ def test_cal_trains_until_the_new_items_are_learned(tmp_path):
 
 
 def test_new_items_rule_ends_rounds_early_on_easy_data(tmp_path):
-    """Separable blobs are learned within a few epochs, far below the 20-epoch cap."""
+    """Separable blobs are learned within a few epochs, below the 12-epoch cap."""
     loop = ActiveLoop.create(tmp_path / "r", _cfg("cal", epochs=None), dataset=make_blobs())
     assert loop.run().complete
     loop.close()
     records = metrics(tmp_path / "r")
-    assert all(r["epochs"] < 20 for r in records[1:]), [r["epochs"] for r in records]
+    assert all(r["epochs"] < 12 for r in records[1:]), [r["epochs"] for r in records]
+
+
+def test_cal_defaults_lean_replay_scaled_rate_and_a_cosine_per_round(tmp_path):
+    cal = make_policy("cal")
+    later = RoundData(1, new_ids=np.arange(10, 20), history_ids=np.arange(10))
+    assert cal.replay_size(64) == 64  # replay fraction 1/2
+    assert cal.lr_multiplier(64, later) == 2.0
+    loop = ActiveLoop.create(tmp_path / "cal", _cfg("cal", epochs=None, replay_size=None), dataset=make_blobs())
+    assert loop.schedule.name == "cosine"
+    loop.close()
+    loop = ActiveLoop.create(tmp_path / "own", _cfg("cal", schedule="constant"), dataset=make_blobs())
+    assert loop.schedule.name == "constant"  # the run's choice wins
+    loop.close()
+    loop = ActiveLoop.create(tmp_path / "reset", _cfg("reset"), dataset=make_blobs())
+    assert loop.schedule.name == "constant"
+    loop.close()

@@ -102,7 +102,7 @@ def test_trainer_sets_the_learning_rate_before_every_step():
 
 def _cfg(**kw) -> RunConfig:
     base = dict(dataset="blobs", model="mlp:16", policy="cal", initial=20, round_size=10, rounds=4, epochs=3, lr=0.01,
-                batch_size=8, replay_size=8, schedule="infinite", warmup=0.1)
+                batch_size=8, replay_size=8, lr_scaling=False, schedule="infinite", warmup=0.1)
     base.update(kw)
     return RunConfig(**base)
 
@@ -110,15 +110,18 @@ def _cfg(**kw) -> RunConfig:
 def test_infinite_schedule_serves_an_annealed_copy_and_continues_from_the_plateau(tmp_path):
     loop = ActiveLoop.create(tmp_path / "r", _cfg(), dataset=make_blobs())
     assert loop.run().complete
-    for t in range(4):
+    initial = load_checkpoint(checkpoint_path(loop.dir.checkpoints, 0))
+    assert initial["annealed"] is None  # the initial round trains like standard AL
+    assert initial["optimizer"]["param_groups"][0]["lr"] == 0.01
+    for t in range(1, 4):
         payload = load_checkpoint(checkpoint_path(loop.dir.checkpoints, t))
         assert payload["annealed"] is not None
         differs = [not torch.equal(payload["model"][k], payload["annealed"][k]) for k in payload["model"]]
         assert any(differs), "the anneal trained the copy, not the continual state"
-        # the continual optimizer keeps the cooldown's (round 0) or the plateau's rate: the
+        # the continual optimizer keeps the cooldown's (round 1) or the plateau's rate: the
         # anneal's lower rates never reach it
         lr = payload["optimizer"]["param_groups"][0]["lr"]
-        if t == 0:
+        if t == 1:
             assert 0.01 * 0.55 < lr < 0.01
         else:
             assert lr == pytest.approx(0.01 * 0.55)
@@ -134,8 +137,8 @@ def test_the_anneal_is_metered_as_training(tmp_path):
         assert loop.run().complete
         loop.close()
     plain, annealed = metrics(tmp_path / "constant"), metrics(tmp_path / "infinite")
-    # one extra epoch per round: round 0 over its 20 items, later rounds over 10 new + replay
-    assert annealed[-1]["sample_gradients"] == plain[-1]["sample_gradients"] + 20 + 3 * (10 + 2 * 8)
+    # one extra epoch per continual round: 10 new items in 2 steps, each replaying 8; none in round 0
+    assert annealed[-1]["sample_gradients"] == plain[-1]["sample_gradients"] + 3 * (10 + 2 * 8)
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "infinite"])
@@ -151,3 +154,15 @@ def test_scheduled_runs_resume_like_uninterrupted_ones(tmp_path, schedule):
     assert resumed.run().complete
     resumed.close()
     assert comparable(metrics(tmp_path / "part")) == comparable(metrics(tmp_path / "full"))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "infinite", "wsd"])
+def test_a_continual_run_starts_from_the_baseline_model_whatever_the_schedule(tmp_path, schedule):
+    """Round 0 of cal under any schedule equals round 0 of reset with the constant rate."""
+    cal = ActiveLoop.create(tmp_path / "cal", _cfg(schedule=schedule, epochs=None), dataset=make_blobs())
+    base = ActiveLoop.create(tmp_path / "reset", _cfg(policy="reset", schedule="constant", epochs=None), dataset=make_blobs())
+    for loop in (cal, base):
+        loop.plan = loop.plan[:1]
+        loop.run()
+        loop.close()
+    assert comparable(metrics(tmp_path / "cal")) == comparable(metrics(tmp_path / "reset"))

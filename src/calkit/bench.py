@@ -8,6 +8,7 @@ Every run goes to an ordinary resumable comparison directory under ``--out``.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,18 @@ PAPER_SUITE = (
 )
 
 
-def run_bench(suite: str, out: Path, benchmarks_md: Path, device: str | None, force: bool, seeds: int) -> int:
+PUBLISHED = ("report.md", "summary.json", "scatter.png", "learning_curves.png")
+
+
+def run_bench(
+    suite: str, out: Path, benchmarks_md: Path, device: str | None, force: bool, seeds: int,
+    publish: Path | None = None,
+) -> int:
+    """Run a suite; the cpu suite rewrites its BENCHMARKS.md section.
+
+    ``publish`` receives a copy of each entry's report, summary and plots (small files, unlike
+    the run directories with their checkpoints), and the section links there instead of ``out``.
+    """
     entries = CPU_SUITE if suite == "cpu" else PAPER_SUITE
     device = device or ("cuda" if suite == "paper" else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -85,10 +97,11 @@ def run_bench(suite: str, out: Path, benchmarks_md: Path, device: str | None, fo
         t0 = time.perf_counter()
         summary = run_compare(spec, out / entry.name)
         print(format_headline(summary), flush=True)
-        sections.append(_section(entry, summary, out / entry.name, time.perf_counter() - t0))
+        reports = _publish(out / entry.name, publish / entry.name) if publish else out / entry.name
+        sections.append(_section(entry, summary, reports, time.perf_counter() - t0))
     total = time.perf_counter() - started
     if suite == "cpu":
-        _write_generated(benchmarks_md, sections, total, seeds, out)
+        _write_generated(benchmarks_md, sections, total, seeds, out, publish)
         print(f"{benchmarks_md} updated ({total / 60:.1f} min)")
     return 0
 
@@ -115,6 +128,14 @@ def estimate_cpu_hours(entry: Entry, seeds: int) -> float:
     return seeds * policies * 0.5 * (reset_grads + scoring) * per_sample / 3600
 
 
+def _publish(source: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PUBLISHED:
+        if (source / name).exists():
+            shutil.copyfile(source / name, target / name)
+    return target
+
+
 def _section(entry: Entry, summary: dict, run_dir: Path, seconds: float) -> str:
     lines = [f"### {entry.name}", "", f"{summary['dataset']}, model `{summary['model']}`, pool "
              f"{summary['pool_size']:,}, budgets {summary['budgets']}, seeds {summary['seeds']}"
@@ -137,10 +158,13 @@ def _section(entry: Entry, summary: dict, run_dir: Path, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def _write_generated(path: Path, sections: list[str], seconds: float, seeds: int, out: Path) -> None:
+def _write_generated(
+    path: Path, sections: list[str], seconds: float, seeds: int, out: Path, publish: Path | None
+) -> None:
+    command = f"calkit bench cpu --seeds {seeds} --out {out}" + (f" --publish {publish}" if publish else "")
     body = "\n".join([
         BEGIN, "## CPU suite (`calkit bench cpu`)", "",
-        f"{machine_info()}. Regenerate with `calkit bench cpu --seeds {seeds} --out {out}` "
+        f"{machine_info()}. Regenerate with `{command}` "
         f"({seconds / 60:.1f} min here). Relative accuracy = policy / reset at each budget; speed-ups = "
         "reset's cumulative cost / the policy's up to the budget, averaged over the budgets.", "",
         *sections, END,

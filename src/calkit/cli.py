@@ -34,9 +34,9 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("train-accuracy", float, "train each round until the epoch's running accuracy reaches this "
      "[0.99 for reset/warm]"),
     ("new-accuracy", float, "continual policies: train each round until the running accuracy on its new "
-     "items reaches this [0.99 for cal; the paper's policies train fixed epochs]"),
+     "items reaches this [cal: 0.99; the paper's policies train fixed epochs]"),
     ("max-epochs", int, "epoch cap of standard AL's rounds and of every initial round [50]"),
-    ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy [20]"),
+    ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy [cal: 12, else 20]"),
     ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
     ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
     ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),
@@ -45,7 +45,7 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("lam-s", float, "sds2: weight of the uncertainty term [1.0]"),
     ("kernel-width", float, "sds2: RBF kernel width [median heuristic]"),
     ("schedule", str, "learning-rate schedule: constant, cosine (restarted each round), infinite or wsd "
-     "(anneal a copy for use each round) [constant]"),
+     "(anneal a copy for use each round) [constant; cal: cosine]"),
     ("warmup", float, "cosine/infinite/wsd: warm-up share of the horizon [0.01]"),
     ("min-lr-factor", float, "cosine/infinite/wsd: the rate decays and anneals end at, times --lr [0.1]"),
     ("const-lr-factor", float, "infinite: the constant rate between anneals, times --lr [0.55]"),
@@ -114,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default=None, help="cpu or cuda [cuda for paper, cpu for cpu]")
     bench.add_argument("--force", action="store_true", help="run the paper suite on a CPU anyway")
     bench.add_argument("--seeds", type=int, default=3)
+    bench.add_argument("--publish", type=Path, default=None,
+                       help="copy each entry's report, summary and plots here and link them from BENCHMARKS.md")
 
     report = sub.add_parser("report", help="print a run's table and write its learning-curve plot")
     report.add_argument("run_dir", type=Path)
@@ -208,7 +210,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from calkit.bench import run_bench
 
-    return run_bench(args.suite, args.out, args.benchmarks_md, args.device, args.force, args.seeds)
+    return run_bench(args.suite, args.out, args.benchmarks_md, args.device, args.force, args.seeds, args.publish)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -42,6 +42,12 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def _training_rule(record: dict) -> str:
+    """The stopping rule, plus the LR schedule when it is not the constant default."""
+    schedule = record.get("schedule", "constant")
+    return record["stop_rule"] + ("" if schedule == "constant" else f"; LR schedule {schedule}")
+
+
 def summarize(out: Path, spec: "CompareSpec", counts: list[int], dataset: Dataset) -> dict:
     policies = with_baseline(spec.policies)
     setups = {}
@@ -49,7 +55,7 @@ def summarize(out: Path, spec: "CompareSpec", counts: list[int], dataset: Datase
         runs = {p: [_metrics(out / setup / f"{p}-s{s}") for s in spec.seeds] for p in policies}
         setups[setup] = {
             "policies": {p: _policy_summary(runs[p], runs[BASELINE], counts, dataset.pool_size) for p in policies},
-            "stopping_rules": {p: runs[p][0][-1]["stop_rule"] for p in policies},
+            "stopping_rules": {p: _training_rule(runs[p][0][-1]) for p in policies},
             "forgetting": {p: _forgetting(runs[p]) for p in policies},
             "entropy_correlation": {
                 p: _entropy_correlation(out / setup, p, spec.seeds, dataset) for p in policies if is_continual(p)

@@ -58,7 +58,7 @@ class RunConfig:
     device: str = "cpu"
     score_batch_size: int = 4096
     score_multiple: int | None = None
-    schedule: str = "constant"
+    schedule: str | None = None  #: None: the policy's default (constant; cal: cosine)
     warmup: float = 0.01
     min_lr_factor: float = 0.1
     const_lr_factor: float = 0.55
@@ -98,8 +98,8 @@ class RunConfig:
         self.lr_schedule()
         return self
 
-    def lr_schedule(self) -> Schedule:
-        return Schedule(self.schedule, self.warmup, self.min_lr_factor, self.const_lr_factor, self.cooldown,
+    def lr_schedule(self, default: str = "constant") -> Schedule:
+        return Schedule(self.schedule or default, self.warmup, self.min_lr_factor, self.const_lr_factor, self.cooldown,
                         self.anneal_epochs)
 
     def policy_options(self) -> PolicyOptions:

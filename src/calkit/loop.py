@@ -111,7 +111,7 @@ class ActiveLoop:
         self.acquisition = make_acquisition(cfg.acquisition)
         self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
         self.stop_rule = stop_rule_for(cfg, self.policy)
-        self.schedule = cfg.lr_schedule()
+        self.schedule = cfg.lr_schedule(self.policy.default_schedule)
         self.optimizer_cfg = OptimizerConfig(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
         self.model_factory = model_factory or self._spec_factory()
         self.data = DeviceData(dataset, _device(cfg.device))
@@ -238,12 +238,18 @@ class ActiveLoop:
             self.progress.epoch_done(t, epoch, max_epochs, acc)
             _fault_point(f"train:{t}")
 
+        # A kept model's first round has nothing to continue from: it is the baseline's training
+        # (constant rate, no anneal), so continual runs and standard AL share their round-0 model.
+        scheduled = self.policy.reinitialize or len(rnd.history_ids) > 0
+        lr_at = self._round_schedule(rnd, base_lr, state.trained_steps) if scheduled else None
         fit = trainer.fit(
             state.model, state.optimizer, self.policy, rnd, self.stop_rule, numpy_rng(self.cfg.seed, t, "train"),
-            on_epoch, self._round_schedule(rnd, base_lr, state.trained_steps),
+            on_epoch, lr_at,
         )
-        state.trained_steps += fit.steps
-        state.annealed = self._annealed_copy(t, rnd, state, trainer, base_lr) if self.schedule.anneals else None
+        if scheduled:
+            state.trained_steps += fit.steps
+        anneal = scheduled and self.schedule.anneals
+        state.annealed = self._annealed_copy(t, rnd, state, trainer, base_lr) if anneal else None
         with state.meter.phase("evaluate"):
             scores = evaluate(state.serving, self.data, self.cfg.score_batch_size)
             scores["round_item_accuracy"] = self._accuracy_by_round(state.serving, t)

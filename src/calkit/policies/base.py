@@ -90,6 +90,8 @@ class Policy(ABC):
     reinitialize: ClassVar[bool] = False
     #: True for CAL policies: a round trains over the new batch only (fixed epochs by default).
     continual: ClassVar[bool] = False
+    #: The learning-rate schedule used unless the run names one (calkit.train.schedules).
+    default_schedule: ClassVar[str] = "constant"
 
     @abstractmethod
     def epoch_steps(self, ctx: RoundContext) -> Iterator[Step]:

@@ -9,14 +9,16 @@ rounds). Four shapes:
 - ``cosine``: re-warm and re-decay every round, over the round's horizon (the CAL reference).
   With an accuracy stopping rule a round may end before the decay does; pair it with --epochs
   for a full decay every round.
-- ``infinite``: warm up and cool down once, over the first round trained from scratch, then stay
-  at ``const_factor`` for as long as rounds keep coming. The model used for evaluation and
+- ``infinite``: warm up and cool down once, over the first scheduled round, then stay at
+  ``const_factor`` for as long as rounds keep coming. The model used for evaluation and
   acquisition is an annealed copy; the next round continues from the weights before the anneal.
 - ``wsd`` (warmup-stable-decay): ``infinite`` without the cooldown; the anneal decays as
   1 - sqrt(p), the shape Hagele et al. found best.
 
 A policy that starts every round from fresh weights (standard AL) sees each round as a first
-round: its ``trained`` count is zero every time.
+round: its ``trained`` count is zero every time. A policy that keeps its weights trains its
+initial round like standard AL (constant rate, no anneal; the loop decides this), so the
+schedule's first round is the first continual one.
 """
 
 from __future__ import annotations

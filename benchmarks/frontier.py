@@ -1,0 +1,120 @@
+"""The speed-up / relative-accuracy frontier of CAL settings on one dataset of the cpu suite.
+
+Every variant is the `cal` policy with some settings changed; all of them are compared against
+the same standard-AL (reset) runs, in the `paper` setup of `calkit compare`, over the same seeds
+and budgets. Finished runs are reused, so a stopped sweep continues where it stopped.
+
+    python benchmarks/frontier.py --entry fashion-mnist-mlp --seeds 3 --out runs/frontier
+    python benchmarks/frontier.py --entry digits-mlp --variants default,f50-e15 --seeds 1 --out /tmp/fr
+
+Output: a markdown table per entry (variant, its settings, mean relative accuracy over the
+budgets, the worst budget's, and mean sample-gradient / train-time / end-to-end speed-ups), also
+written to OUT/ENTRY/frontier.md, plus the chosen default's row marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from calkit.bench import CPU_SUITE
+from calkit.compare import CompareSpec, run_compare
+
+#: name -> RunConfig overrides for the `cal` policy. "default" is cal as shipped.
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "f67-e20": dict(replay_fraction=2 / 3, max_new_epochs=20, lr_scaling=False),
+    "f50-e20": dict(replay_fraction=0.5, max_new_epochs=20, lr_scaling=False),
+    "f50-e15": dict(replay_fraction=0.5, max_new_epochs=15, lr_scaling=False),
+    "f50-e15-ls": dict(replay_fraction=0.5, max_new_epochs=15, lr_scaling=True),
+    "f33-e15-ls": dict(replay_fraction=0.33, max_new_epochs=15, lr_scaling=True),
+    "f20-e12-ls": dict(replay_fraction=0.2, max_new_epochs=12, lr_scaling=True),
+    "f67-e10-ls": dict(replay_fraction=2 / 3, max_new_epochs=10, lr_scaling=True),
+    "f67-e10-ls-infinite": dict(replay_fraction=2 / 3, max_new_epochs=10, lr_scaling=True, schedule="infinite"),
+    "f67-e10-ls-cosine": dict(replay_fraction=2 / 3, max_new_epochs=10, lr_scaling=True, schedule="cosine"),
+    "f67-e10-ls-sub10": dict(replay_fraction=2 / 3, max_new_epochs=10, lr_scaling=True, score_multiple=10),
+}
+
+
+def run_entry(entry_name: str, variants: list[str], seeds: int, out: Path) -> str:
+    entry = next((e for e in CPU_SUITE if e.name == entry_name), None)
+    if entry is None:
+        raise SystemExit(f"unknown entry {entry_name!r}; choose one of {', '.join(e.name for e in CPU_SUITE)}")
+
+    def spec(base, policies):
+        return CompareSpec(base, policies, tuple(range(seeds)), entry.budgets, ("paper",), entry.max_round_size)
+
+    baseline = out / entry.name / "_baseline"
+    run_compare(spec(entry.base, ()), baseline, log=lambda line: None)  # reset alone, as the suite runs it
+    rows = []
+    for name in variants:
+        target = out / entry.name / name
+        _share_baseline(baseline, target, seeds)
+        summary = run_compare(spec(dataclasses.replace(entry.base, **VARIANTS[name]), ("cal",)), target, log=lambda line: None)
+        rows.append((name, _mean_row(summary["setups"]["paper"]["policies"]["cal"]["budgets"])))
+        print(f"{entry.name} {name}: {json.dumps(rows[-1][1])}", flush=True)
+    table = _format(entry.name, rows)
+    (out / entry.name / "frontier.md").write_text(table + "\n")
+    return table
+
+
+def _share_baseline(baseline: Path, target: Path, seeds: int) -> None:
+    """Point the variant's reset runs at the shared ones: every variant meets the same baseline,
+    which keeps the constant schedule and scores the whole pool whatever the variant changes."""
+    for seed in range(seeds):
+        link = target / "paper" / f"reset-s{seed}"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to((baseline / "paper" / f"reset-s{seed}").resolve(), target_is_directory=True)
+
+
+def _mean_row(budgets: list[dict]) -> dict:
+    mean = lambda key: round(float(np.mean([b[key] for b in budgets])), 4)  # noqa: E731
+    return {
+        "relative_accuracy": mean("relative_accuracy"),
+        "worst_relative_accuracy": round(min(b["relative_accuracy"] for b in budgets), 4),
+        "speedup_sample_gradients": mean("speedup_sample_gradients"),
+        "speedup_train_seconds": mean("speedup_train_seconds"),
+        "speedup_end_to_end": mean("speedup_end_to_end"),
+    }
+
+
+def _format(entry: str, rows: list[tuple[str, dict]]) -> str:
+    lines = [
+        f"### {entry}", "",
+        "| variant | settings | relative accuracy | worst budget | speed-up grads | speed-up train s | end to end |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in rows:
+        settings = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in VARIANTS[name].items())
+        lines.append(
+            f"| {name} | {settings or 'as shipped'} | {r['relative_accuracy']:.4f} | {r['worst_relative_accuracy']:.4f} | "
+            f"{r['speedup_sample_gradients']:.2f}x | {r['speedup_train_seconds']:.2f}x | {r['speedup_end_to_end']:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entry", action="append", help="cpu-suite entry (repeatable) [all MLP entries]")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variant names [all]")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    entries = args.entry or [e.name for e in CPU_SUITE if "convnet" not in e.name]
+    for name in entries:
+        print(run_entry(name, variants, args.seeds, args.out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
