@@ -5,11 +5,11 @@ the same standard-AL (reset) runs, in the `paper` setup of `calkit compare`, ove
 and budgets. Finished runs are reused, so a stopped sweep continues where it stopped.
 
     python benchmarks/frontier.py --entry fashion-mnist-mlp --seeds 3 --out runs/frontier
-    python benchmarks/frontier.py --entry digits-mlp --variants default,f50-e15 --seeds 1 --out /tmp/fr
+    python benchmarks/frontier.py --entry digits-mlp --variants default,paper-like --seeds 1 --out /tmp/fr
 
 Output: a markdown table per entry (variant, its settings, mean relative accuracy over the
 budgets, the worst budget's, and mean sample-gradient / train-time / end-to-end speed-ups), also
-written to OUT/ENTRY/frontier.md, plus the chosen default's row marked.
+written to OUT/ENTRY/frontier.md.
 """
 
 from __future__ import annotations
@@ -25,21 +25,28 @@ import numpy as np
 from calkit.bench import CPU_SUITE
 from calkit.compare import CompareSpec, run_compare
 
-#: name -> RunConfig overrides for the `cal` policy. "default" is cal as shipped.
+#: name -> RunConfig overrides for the `cal` policy. "default" is cal as shipped (replay fraction
+#: 1/2, new-items rule capped at 12 epochs, LR scaling, cosine restarted each round).
 VARIANTS: dict[str, dict] = {
     "default": {},
-    "f67-e20": dict(replay_fraction=2 / 3, max_new_epochs=20, lr_scaling=False),
-    "f50-e20": dict(replay_fraction=0.5, max_new_epochs=20, lr_scaling=False),
-    "f50-e15": dict(replay_fraction=0.5, max_new_epochs=15, lr_scaling=False),
-    "f50-e15-ls": dict(replay_fraction=0.5, max_new_epochs=15, lr_scaling=True),
-    "f33-e15-ls": dict(replay_fraction=0.33, max_new_epochs=15, lr_scaling=True),
-    "f20-e12-ls": dict(replay_fraction=0.2, max_new_epochs=12, lr_scaling=True),
-    "f67-e10-ls": dict(replay_fraction=2 / 3, max_new_epochs=10, lr_scaling=True),
-    "f67-e10-ls-infinite": dict(replay_fraction=2 / 3, max_new_epochs=10, lr_scaling=True, schedule="infinite"),
-    "f67-e10-ls-cosine": dict(replay_fraction=2 / 3, max_new_epochs=10, lr_scaling=True, schedule="cosine"),
-    "f67-e10-ls-sub10": dict(replay_fraction=2 / 3, max_new_epochs=10, lr_scaling=True, score_multiple=10),
+    # what each ingredient of the default contributes, removed one at a time
+    "paper-like": dict(replay_fraction=2 / 3, max_new_epochs=20, lr_scaling=False, schedule="constant"),
+    "no-cosine": dict(schedule="constant"),
+    "no-lr-scaling": dict(lr_scaling=False),
+    "no-early-stop": dict(new_accuracy=1.0),  # every continual round runs to the 12-epoch cap
+    # schedules
+    "infinite": dict(schedule="infinite"),
+    "wsd": dict(schedule="wsd"),
+    # replay fraction at (about) equal compute: epochs x (1 + m'/m) = 18 passes over the new batch
+    # at most (the default's cap allows 12 x 2 = 24)
+    "replay-05-e17": dict(replay_fraction=0.05, max_new_epochs=17),
+    "replay-20-e14": dict(replay_fraction=0.20, max_new_epochs=14),
+    "replay-33-e12": dict(replay_fraction=0.33, max_new_epochs=12),
+    "replay-67-e6": dict(replay_fraction=2 / 3, max_new_epochs=6),
+    "replay-67-e5": dict(replay_fraction=2 / 3, max_new_epochs=5),
+    # acquisition on a random subset of 10 x the round size
+    "subset-10": dict(score_multiple=10),
 }
-
 
 def run_entry(entry_name: str, variants: list[str], seeds: int, out: Path) -> str:
     entry = next((e for e in CPU_SUITE if e.name == entry_name), None)
@@ -101,7 +108,8 @@ def _format(entry: str, rows: list[tuple[str, dict]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entry", action="append", help="cpu-suite entry (repeatable) [all MLP entries]")
+    parser.add_argument("--entry", action="append",
+                        help="cpu-suite entry (repeatable) [fashion-mnist-mlp, fine-foods-mlp, vader-amazon-mlp]")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated variant names [all]")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
@@ -110,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    entries = args.entry or [e.name for e in CPU_SUITE if "convnet" not in e.name]
+    entries = args.entry or ["fashion-mnist-mlp", "fine-foods-mlp", "vader-amazon-mlp"]
     for name in entries:
         print(run_entry(name, variants, args.seeds, args.out), flush=True)
     return 0

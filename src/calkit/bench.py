@@ -154,7 +154,7 @@ def _section(entry: Entry, summary: dict, run_dir: Path, seconds: float) -> str:
                 f"{np.mean([x['speedup_end_to_end'] for x in b]):.2f}x |"
             )
         lines.append("")
-    lines.append(f"Full tables, forgetting, entropy correlation and plots: `{run_dir}/report.md`.")
+    lines += [f"Full tables, forgetting, entropy correlation and plots: `{run_dir}/report.md`.", ""]
     return "\n".join(lines)
 
 
