@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from calkit import RunConfig
+from calkit import ActiveLoop, RunConfig
 from calkit.bench import BEGIN, END, _write_generated
 from calkit.cli import main
 from calkit.compare import CompareSpec, budget_counts, round_plan, run_compare
@@ -144,3 +144,26 @@ def test_publish_copies_the_small_files_only(tmp_path):
         (run / name).write_text(name)
     target = _publish(run, tmp_path / "pub" / "entry")
     assert sorted(p.name for p in target.iterdir()) == ["report.md", "scatter.png", "summary.json"]
+
+
+def test_entropy_correlation_uses_the_entropies_stored_with_each_round(comparison, monkeypatch):
+    """No model is reloaded: the correlation comes from the evaluation pass of each round."""
+    from calkit.compare_report import _entropy_correlation
+    from calkit.evaluate import predictive_entropy
+    from calkit.models import batched_inference
+
+    out, spec, summary, _ = comparison
+    loop = ActiveLoop.open(out / "paper" / "er-s0", dataset=make_blobs())
+    try:
+        stored = loop.test_entropy_at(2)
+        fresh = predictive_entropy(batched_inference(loop.model_at(2), loop.data.x_test))
+    finally:
+        loop.close()
+    np.testing.assert_allclose(stored, fresh, rtol=1e-5, atol=1e-6)
+
+    def no_reload(self, t):
+        raise AssertionError("model reloaded")
+
+    monkeypatch.setattr(ActiveLoop, "model_at", no_reload)
+    again = _entropy_correlation(out / "paper", "er", spec.seeds, make_blobs())
+    assert again == pytest.approx(summary["setups"]["paper"]["entropy_correlation"]["er"], nan_ok=True)

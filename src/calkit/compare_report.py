@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from calkit.checkpoint import atomic_write_text
 from calkit.data import Dataset
+from calkit.evaluate import predictive_entropy
 from calkit.loop import ActiveLoop
 from calkit.models import batched_inference
 from calkit.policies import POLICIES, ReplayPolicy, resolve_policy_name
@@ -139,9 +139,11 @@ def _entropy_correlation(setup_dir: Path, policy: str, seeds: tuple[int, ...], d
 
 
 def _entropy(loop: ActiveLoop, t: int) -> np.ndarray:
-    logits = batched_inference(loop.model_at(t), loop.data.x_test, loop.cfg.score_batch_size)
-    p = torch.softmax(logits.float(), dim=1)
-    return (-(p * torch.log(p.clamp_min(1e-12))).sum(1)).cpu().numpy()
+    """Stored with the round when the run has it; recomputed from the checkpointed model otherwise."""
+    stored = loop.test_entropy_at(t)
+    if stored is not None:
+        return np.asarray(stored)
+    return predictive_entropy(batched_inference(loop.model_at(t), loop.data.x_test, loop.cfg.score_batch_size))
 
 
 # -- report -------------------------------------------------------------------------------

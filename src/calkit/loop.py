@@ -251,10 +251,10 @@ class ActiveLoop:
         anneal = scheduled and self.schedule.anneals
         state.annealed = self._annealed_copy(t, rnd, state, trainer, base_lr) if anneal else None
         with state.meter.phase("evaluate"):
-            scores = evaluate(state.serving, self.data, self.cfg.score_batch_size)
-            scores["round_item_accuracy"] = self._accuracy_by_round(state.serving, t)
+            evaluation = evaluate(state.serving, self.data, self.cfg.score_batch_size)
+            scores = {**evaluation.scores, "round_item_accuracy": self._accuracy_by_round(state.serving, t)}
         record = self._record(t, len(labeled), fit.epochs, fit.running_accuracy, scores, state.meter)
-        save_checkpoint(self.dir.checkpoints, t, self._payload(t, state, record))
+        save_checkpoint(self.dir.checkpoints, t, self._payload(t, state, record, evaluation.entropy))
         _fault_point(f"checkpoint:{t}")
         self._publish_metrics(t, record)
         if self.cfg.keep_checkpoints == "last":
@@ -298,6 +298,10 @@ class ActiveLoop:
         bounds = np.cumsum([0] + [len(p) for p in per_round])
         return [float(hits[a:b].mean()) for a, b in zip(bounds[:-1], bounds[1:])]
 
+    def test_entropy_at(self, t: int) -> np.ndarray | None:
+        """Round ``t``'s test-set entropies as stored by the run (None for runs from before they were)."""
+        return load_checkpoint(checkpoint_path(self.dir.checkpoints, t)).get("test_entropy")
+
     def model_at(self, t: int) -> nn.Module:
         """The model as checkpointed after round ``t`` (eval mode), for analyses after a run."""
         payload = load_checkpoint(checkpoint_path(self.dir.checkpoints, t))
@@ -327,7 +331,7 @@ class ActiveLoop:
             "schedule": self.schedule.describe(),
         }
 
-    def _payload(self, t: int, state: _TrainingState, record: dict) -> dict:
+    def _payload(self, t: int, state: _TrainingState, record: dict, test_entropy: np.ndarray | None) -> dict:
         assert state.model is not None and state.optimizer is not None
         return {
             "round": t,
@@ -339,6 +343,7 @@ class ActiveLoop:
             "meter": state.meter.to_dict(),
             "rng": rng_states(),
             "metrics": record,
+            "test_entropy": test_entropy,
             "calkit_version": __version__,
         }
 
