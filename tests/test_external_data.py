@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calkit.data import BUILTIN_DATASETS, cache, describe, embed, external, load_dataset
+from calkit.data import BUILTIN_DATASETS, cache, describe, embed, load_dataset, packages, parsers
 from calkit.errors import DataError
 
 LZMA2 = [{"id": lzma.FILTER_LZMA2}]
@@ -112,7 +112,7 @@ def test_missing_minilm_package_says_what_to_install(monkeypatch):
 def test_missing_data_package_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(DataError, match=r"pip install h5py .*calkit\[data\]"):
-        external.read_h5ad(tmp_path / "x.h5ad")
+        parsers.read_h5ad(tmp_path / "x.h5ad")
 
 
 # --------------------------------------------------------------------------- fetching
@@ -122,11 +122,11 @@ def test_failed_pip_fetch_names_the_command(cache_root, monkeypatch):
     def offline(cmd, **kw):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find a version (network unreachable)")
 
-    monkeypatch.setattr(external.subprocess, "run", offline)
+    monkeypatch.setattr(packages.subprocess, "run", offline)
     with pytest.raises(DataError) as info:
         load_dataset("pbmc")
     msg = str(info.value)
-    assert "pip download" in msg and external.SCANPY_WHEEL in msg and "network unreachable" in msg
+    assert "pip download" in msg and packages.SCANPY_WHEEL in msg and "network unreachable" in msg
     assert "fetch_data.sh" in msg
 
 
@@ -134,15 +134,15 @@ def test_missing_apt_names_the_command(cache_root, monkeypatch):
     def no_apt(cmd, **kw):
         raise FileNotFoundError(cmd[0])
 
-    monkeypatch.setattr(external.subprocess, "run", no_apt)
-    monkeypatch.setattr(external.shutil, "which", lambda name: None)
+    monkeypatch.setattr(packages.subprocess, "run", no_apt)
+    monkeypatch.setattr(packages.shutil, "which", lambda name: None)
     with pytest.raises(DataError, match=r"`apt-get` is not installed .*apt-get download r-cran-modeldata"):
-        external.setup_dataset("fine-foods")
+        packages.setup_dataset("fine-foods")
 
 
 def test_unknown_setup_name():
     with pytest.raises(DataError, match="no setup step"):
-        external.setup_dataset("cifar-10")
+        packages.setup_dataset("cifar-10")
 
 
 def test_builtin_names_registered():
@@ -156,13 +156,13 @@ def test_rdb_object_decodes_lzma2_and_zlib():
     a, b = b"X\n" + bytes(range(256)) * 20, b"second object"
     rdb = rdb_entry(a) + rdb_entry(b, kind=b"zlib")
     first = len(rdb_entry(a))
-    assert external.rdb_object(rdb, 0, first) == a
-    assert external.rdb_object(rdb, first, len(rdb) - first) == b
+    assert parsers.rdb_object(rdb, 0, first) == a
+    assert parsers.rdb_object(rdb, first, len(rdb) - first) == b
     with pytest.raises(DataError, match="outside the file"):
-        external.rdb_object(rdb, first, len(rdb))
+        parsers.rdb_object(rdb, first, len(rdb))
     bad = struct.pack(">I", len(a) + 1) + rdb_entry(a)[4:]  # header disagrees with the payload
     with pytest.raises(DataError, match="header says"):
-        external.rdb_object(bad, 0, len(bad))
+        parsers.rdb_object(bad, 0, len(bad))
 
 
 def write_fake_modeldata(folder: Path, n_train: int = 12, n_test: int = 6) -> None:
@@ -204,7 +204,7 @@ def test_fine_foods_from_fake_rdata(cache_root, fake_embed):
 def test_fine_foods_missing_object(tmp_path):
     write_fake_modeldata(tmp_path)
     with pytest.raises(DataError, match="no objects"):
-        external.read_rdata_objects(tmp_path, ["small_fine_foods"])
+        parsers.read_rdata_objects(tmp_path, ["small_fine_foods"])
 
 
 # --------------------------------------------------------------------------- vader-amazon
@@ -224,14 +224,14 @@ def vader_bytes(lines=VADER_LINES) -> bytes:
 
 
 def test_parse_vader_drops_neutral_and_labels_by_sign():
-    ids, texts, y = external.parse_vader(vader_bytes())
+    ids, texts, y = parsers.parse_vader(vader_bytes())
     assert ids.tolist() == [0, 2, 4] and y.tolist() == [0, 1, 1]
     assert texts == ("troubleshooting: no picture.", "café crème was great", "slightly positive")
 
 
 def test_parse_vader_rejects_malformed_line():
     with pytest.raises(DataError, match="line 2"):
-        external.parse_vader(b"1_1\t1.0\tok\n1_2 no tabs here\n")
+        parsers.parse_vader(b"1_1\t1.0\tok\n1_2 no tabs here\n")
 
 
 def write_fake_vader_sdist(downloads: Path, n: int = 40) -> None:
@@ -246,10 +246,10 @@ def write_fake_vader_sdist(downloads: Path, n: int = 40) -> None:
             tar.addfile(info, io.BytesIO(data))
         return buf.getvalue()
 
-    inner = tar_of(f"hutto_ICWSM_2014/{external.VADER_FILE}", vader_bytes(rows))
+    inner = tar_of(f"hutto_ICWSM_2014/{packages.VADER_FILE}", vader_bytes(rows))
     downloads.mkdir(parents=True, exist_ok=True)
     (downloads / "vaderSentiment-3.3.2.tar.gz").write_bytes(
-        tar_of(f"vaderSentiment-3.3.2/{external.VADER_INNER}", inner))
+        tar_of(f"vaderSentiment-3.3.2/{packages.VADER_INNER}", inner))
 
 
 def test_vader_amazon_from_fake_sdist(cache_root, fake_embed):
@@ -296,7 +296,7 @@ def test_read_h5ad_layouts(tmp_path, legacy):
     codes = np.arange(30) % 3
     path = tmp_path / "cells.h5ad"
     write_h5ad(path, x, codes, ["B cell", "T cell", "NK"], legacy)
-    got_x, got_y, names = external.read_h5ad(path)
+    got_x, got_y, names = parsers.read_h5ad(path)
     np.testing.assert_array_equal(got_x, x)
     assert got_y.tolist() == codes.tolist() and names == ("B cell", "T cell", "NK")
 
@@ -307,7 +307,7 @@ def test_pbmc_from_fake_h5ad(cache_root):
     x = (rng.normal(size=(40, 5)) * 3 + 7).astype(np.float32)
     folder = cache_root / "pbmc"
     folder.mkdir(parents=True)
-    write_h5ad(folder / Path(external.PBMC_MEMBER).name, x, codes, ["a", "b", "c", "d"], legacy=True)
+    write_h5ad(folder / Path(packages.PBMC_MEMBER).name, x, codes, ["a", "b", "c", "d"], legacy=True)
     ds = load_dataset("pbmc")
     assert (ds.pool_size, int(ds.x_test.shape[0]), ds.n_classes) == (32, 8, 4)
     np.testing.assert_allclose(ds.x_train.mean(axis=0), 0, atol=1e-5)
@@ -361,7 +361,7 @@ def _real_cache() -> Path:
 def _require_cached(name: str, source: str | None = None) -> None:
     """Skip unless the final arrays (or a source that loads fast, without embedding) are cached."""
     root = _real_cache()
-    if not (root / "datasets" / f"{name}-v{external.CACHE_VERSION}.npz").is_file() and not (
+    if not (root / "datasets" / f"{name}-v{packages.CACHE_VERSION}.npz").is_file() and not (
         source and (root / source).is_file()
     ):
         pytest.skip(f"{name} is not in the cache; run scripts/fetch_data.sh")

@@ -99,7 +99,7 @@ def load_dataset(
 
     Texts: ``.jsonl`` (one object per line), ``.tsv``, or a ``.csv`` whose header has a
     ``text`` column: fields ``text``, the label, optional integer ``id``; features are MiniLM
-    embeddings (needs ``calkit[text]``), see :func:`calkit.data.external.load_text_file`.
+    embeddings (needs ``calkit[text]``), see :func:`calkit.data.text_files.load_text_file`.
 
     ``fine-foods``, ``vader-amazon`` and ``pbmc`` are fetched into the cache on first use
     (see :mod:`calkit.data.external`); fine-foods keeps its own 4,000 / 1,000 split.
@@ -120,7 +120,7 @@ def load_dataset(
     if suffix == ".npz":
         return _load_npz(path, test_fraction)
     if suffix in TEXT_SUFFIXES or _csv_has_text_column(path):
-        from calkit.data.external import load_text_file
+        from calkit.data.text_files import load_text_file
 
         return load_text_file(path, test_fraction, label_column)
     return _load_csv(path, label_column, test_fraction)

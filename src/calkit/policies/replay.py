@@ -12,7 +12,7 @@ from typing import ClassVar, Iterator
 
 import numpy as np
 
-from calkit.policies.base import Policy, RoundContext, Step, minibatches
+from calkit.policies.base import Policy, RoundContext, RoundData, Step, minibatches
 from calkit.policies.options import PolicyOptions
 
 DEFAULT_CAL_EPOCHS = 20

