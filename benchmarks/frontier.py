@@ -44,6 +44,11 @@ VARIANTS: dict[str, dict] = {
     "replay-33-e12": dict(replay_fraction=0.33, max_new_epochs=12),
     "replay-67-e6": dict(replay_fraction=2 / 3, max_new_epochs=6),
     "replay-67-e5": dict(replay_fraction=2 / 3, max_new_epochs=5),
+    # the initial round capped at 20 epochs (the paper's policies' fixed count) instead of
+    # sharing reset's model: tests whether reset's over-fitted starting model is what costs
+    # fine-foods its parity
+    "default-init20": dict(max_epochs=20),
+    "replay-67-e5-init20": dict(replay_fraction=2 / 3, max_new_epochs=5, max_epochs=20),
     # acquisition on a random subset of 10 x the round size
     "subset-10": dict(score_multiple=10),
 }

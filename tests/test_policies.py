@@ -309,14 +309,14 @@ def test_continual_policies_default_to_fixed_epochs_and_reset_to_the_accuracy_ru
 
 def test_cal_trains_until_the_new_items_are_learned(tmp_path):
     loop = ActiveLoop.create(tmp_path / "a", _cfg("cal", epochs=None), dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.99, 12)
+    assert loop.stop_rule == NewItemsLearned(0.99, 12, initial_max_epochs=20)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "b", _cfg("cal", epochs=None, new_accuracy=0.9, max_new_epochs=7, max_epochs=30),
                               dataset=make_blobs())
     assert loop.stop_rule == NewItemsLearned(0.9, 7, initial_max_epochs=30)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "c", _cfg("sd", epochs=None, new_accuracy=0.95), dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.95, 20)  # any continual policy can opt in
+    assert loop.stop_rule == NewItemsLearned(0.95, 20, initial_max_epochs=50)  # any continual policy can opt in
     loop.close()
 
 

@@ -426,7 +426,8 @@ def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:
     if isinstance(policy, ReplayPolicy):
         threshold = cfg.new_accuracy if cfg.new_accuracy is not None else policy.default_new_accuracy
         if threshold is not None:
-            return NewItemsLearned(threshold, cfg.max_new_epochs or policy.default_epochs, initial_cap)
+            first = cfg.max_epochs or policy.default_initial_epochs or DEFAULT_MAX_EPOCHS
+            return NewItemsLearned(threshold, cfg.max_new_epochs or policy.default_epochs, first)
         return FixedEpochs(policy.default_epochs)
     if cfg.new_accuracy is not None:  # without replay every trained item is new
         return NewItemsLearned(cfg.new_accuracy, cfg.max_new_epochs or initial_cap, initial_cap)

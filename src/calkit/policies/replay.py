@@ -28,6 +28,8 @@ class ReplayPolicy(Policy):
     default_epochs: ClassVar[int] = DEFAULT_CAL_EPOCHS
     #: Train each round until the new items' running accuracy reaches this; None: fixed epochs.
     default_new_accuracy: ClassVar[float | None] = None
+    #: Epoch cap of the initial round under the new-items rule; None: the baseline's cap.
+    default_initial_epochs: ClassVar[int | None] = None
     default_lr_scaling: ClassVar[bool] = False
 
     def __init__(self, options: PolicyOptions | None = None):
