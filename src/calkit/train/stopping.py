@@ -84,7 +84,7 @@ class NewItemsLearned:
     This is the baseline's 99 % rule applied to what a continual round is for: learning the new
     batch. Replayed items do not count towards it; distillation keeps them near the old model's
     outputs, which are not always the labels. A round without history (the initial one) is
-    ordinary training from scratch, so it gets the baseline's cap: a continual round's short cap
+    ordinary training from scratch and has its own, longer cap: a continual round's short cap
     would leave the starting model under-trained and handicap every later round.
     """
 
