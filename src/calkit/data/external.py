@@ -14,7 +14,7 @@ data comes from packages that happen to contain it (see ``shared/spec/datasets.m
 (``calkit.data.cache``); the loaders call it themselves when the cache lacks the files, and
 :mod:`calkit.data.parsers` reads the formats. User text files are :mod:`calkit.data.text_files`. Text is embedded with MiniLM
 (``calkit.data.embed``) and the final arrays are cached as ``.npz``, so only the first load
-is slow. Test splits are fixed (:data:`calkit.data.loaders.SPLIT_SEED`), as for every loader.
+is slow. Test splits are fixed (:data:`calkit.data.assemble.SPLIT_SEED`), as for every loader.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _cached_path(name: str) -> Path:
 
 def _split(y: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Fixed (pool, test) rows: the same stratified holdout as every other calkit loader."""
-    from calkit.data.loaders import _holdout
+    from calkit.data.assemble import _holdout
 
     if test_fraction <= 0:
         return np.arange(len(y)), np.arange(0)

@@ -73,7 +73,8 @@ def load_text_file(path: str | os.PathLike, test_fraction: float = 0.2, label_co
     Features are cached MiniLM embeddings; class names are the sorted distinct labels
     (numeric order when all are integers); the texts are kept for display.
     """
-    from calkit.data.loaders import _csv_class_names, _encode_strings
+    from calkit.data.assemble import _encode_strings
+    from calkit.data.csv_files import _csv_class_names
 
     path = Path(path)
     rows = _read_text_records(path, label_column)
