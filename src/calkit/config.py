@@ -73,18 +73,16 @@ class RunConfig:
     def validate(self) -> "RunConfig":
         if self.oracle not in ORACLES:
             raise ConfigError(f"unknown oracle {self.oracle!r}; choose one of {', '.join(ORACLES)}")
-        for name in ("initial", "round_size", "batch_size", "score_batch_size"):
+        required = ("initial", "round_size", "batch_size", "score_batch_size")
+        optional = ("max_epochs", "max_new_epochs", "score_multiple")
+        for name in required + optional:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not (_positive_int(value) or (name in optional and value is None)):
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        for name in ("max_epochs", "max_new_epochs", "score_multiple"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if self.rounds is not None and (isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1):
+        if self.rounds is not None and not _positive_int(self.rounds):
             raise ConfigError(f"rounds must be a positive integer (it counts the initial round), got {self.rounds!r}")
         if self.round_sizes is not None:
-            if not self.round_sizes or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in self.round_sizes):
+            if not self.round_sizes or not all(_positive_int(r) for r in self.round_sizes):
                 raise ConfigError(f"round-sizes must be a list of positive integers, got {self.round_sizes!r}")
         elif self.rounds is None and self.budget is None:
             raise ConfigError("give --rounds, --budget or both, so the run knows when to stop")
@@ -166,6 +164,10 @@ def parse_budget(text: str, pool_size: int | None) -> int | float:
     if pool_size is None:
         return value
     return math.floor(value * pool_size + 1e-9) if is_fraction else int(value)
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def plan_rounds(cfg: RunConfig, pool_size: int) -> list[int]:

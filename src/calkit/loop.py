@@ -38,7 +38,7 @@ from calkit.progress import Progress
 from calkit.seeding import numpy_rng, restore_rng_states, rng_states, seed_torch
 from calkit.tensors import DeviceData
 from calkit.train import ComputeMeter, FixedEpochs, NewItemsLearned, OptimizerConfig, StopRule, TrainAccuracy, Trainer
-from calkit.train.trainer import LearningRate
+from calkit.train.trainer import LearningRate, set_learning_rate
 
 ModelFactory = Callable[[], nn.Module]
 DEFAULT_TRAIN_ACCURACY = 0.99
@@ -240,7 +240,7 @@ class ActiveLoop:
 
         # A kept model's first round has nothing to continue from: it is the baseline's training
         # (constant rate, no anneal), so continual runs and standard AL share their round-0 model.
-        scheduled = self.policy.reinitialize or len(rnd.history_ids) > 0
+        scheduled = self.policy.reinitialize or rnd.has_history
         lr_at = self._round_schedule(rnd, base_lr, state.trained_steps) if scheduled else None
         fit = trainer.fit(
             state.model, state.optimizer, self.policy, rnd, self.stop_rule, numpy_rng(self.cfg.seed, t, "train"),
@@ -266,7 +266,7 @@ class ActiveLoop:
         """The round's learning rate per step, or None to keep the rate constant."""
         if self.schedule.name == "constant":
             return None
-        epochs = self.stop_rule.epoch_cap(has_history=len(rnd.history_ids) > 0)
+        epochs = self.stop_rule.epoch_cap(has_history=rnd.has_history)
         horizon = self.policy.steps_per_epoch(rnd, self.cfg.batch_size) * epochs
         return lambda step: base_lr * self.schedule.factor(step, horizon, trained)
 
@@ -403,11 +403,6 @@ def score_subset(
     if multiple is None or len(candidates) <= multiple * round_size:
         return candidates
     return np.sort(rng.choice(candidates, size=multiple * round_size, replace=False))
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:

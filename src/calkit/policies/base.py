@@ -33,6 +33,11 @@ class RoundData:
         return np.concatenate([self.history_ids, self.new_ids])
 
     @property
+    def has_history(self) -> bool:
+        """False in the initial round: nothing was learned before it, so nothing to continue or replay."""
+        return len(self.history_ids) > 0
+
+    @property
     def new_fraction(self) -> float:
         """lambda_t = |D_t| / |L_t|, the weight CAL's sd loss gives the new batch."""
         total = len(self.new_ids) + len(self.history_ids)

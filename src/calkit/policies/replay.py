@@ -65,6 +65,6 @@ class ReplayPolicy(Policy):
     def lr_multiplier(self, batch_size: int, rnd: RoundData) -> float:
         """(m + m') / m in rounds that replay; a round without history trains like the baseline."""
         scaling = self.default_lr_scaling if self.options.lr_scaling is None else self.options.lr_scaling
-        if not scaling or len(rnd.history_ids) == 0:
+        if not scaling or not rnd.has_history:
             return 1.0
         return (batch_size + self.replay_size(batch_size)) / batch_size

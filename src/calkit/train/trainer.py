@@ -95,9 +95,7 @@ class Trainer:
                 seen = new_seen = 0
                 for step in policy.epoch_steps(ctx):
                     if lr_at is not None:
-                        lr = lr_at(steps)
-                        for group in optimizer.param_groups:
-                            group["lr"] = lr
+                        set_learning_rate(optimizer, lr_at(steps))
                     out = policy.loss(step, ctx)
                     optimizer.zero_grad(set_to_none=True)
                     out.loss.backward()
@@ -110,7 +108,7 @@ class Trainer:
                     seen += hits.numel()
                     new_seen += step.n_new
                 epochs += 1
-                stats = _epoch_stats(epochs, int(hits_all), seen, int(hits_new), new_seen, len(rnd.history_ids) > 0)
+                stats = _epoch_stats(epochs, int(hits_all), seen, int(hits_new), new_seen, rnd.has_history)
                 if on_epoch is not None:
                     on_epoch(epochs, stop_rule.max_epochs, stats.running_accuracy)
                 if stop_rule.should_stop(stats):
@@ -118,6 +116,11 @@ class Trainer:
             if finish_round:
                 self.meter.forward_samples += policy.end_round(ctx)
         return FitSummary(epochs, steps, stats.running_accuracy, stats.new_accuracy)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _epoch_stats(epochs: int, hits: int, seen: int, new_hits: int, new_seen: int, has_history: bool) -> EpochStats:
