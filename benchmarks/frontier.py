@@ -8,8 +8,9 @@ and budgets. Finished runs are reused, so a stopped sweep continues where it sto
     python benchmarks/frontier.py --entry digits-mlp --variants default,lean-e5 --seeds 1 --out /tmp/fr
 
 Output: a markdown table per entry of every variant finished so far (variant, its settings, mean
-relative accuracy over the budgets, the worst budget's, and mean sample-gradient / train-time /
-end-to-end speed-ups), also written to OUT/ENTRY/frontier.md. ``--table-only`` runs nothing.
+relative accuracy over the budgets, the worst budget's, mean sample-gradient / train-time /
+end-to-end speed-ups, and the share of continual rounds the new-items rule ended before the epoch
+cap), also written to OUT/ENTRY/frontier.md. ``--table-only`` runs nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -26,8 +28,8 @@ from calkit.bench import CPU_SUITE
 from calkit.compare import CompareSpec, run_compare
 
 #: name -> RunConfig overrides for the `cal` policy. "default" is cal as shipped (replay fraction
-#: 1/2, new-items rule capped at 12 epochs, LR scaling, cosine restarted each round, initial
-#: round capped at 20 epochs). The ablations were measured against "shared-start", the default
+#: 1/2, new-items rule capped at 10 epochs, LR scaling, cosine restarted each round, initial
+#: round capped at 20 epochs). The ablations are measured against "shared-start", the default
 #: with the initial round capped like reset's (50 epochs), so that they share reset's model.
 VARIANTS: dict[str, dict] = {
     "default": {},
@@ -36,17 +38,21 @@ VARIANTS: dict[str, dict] = {
     "paper-like": dict(replay_fraction=2 / 3, max_new_epochs=20, lr_scaling=False, schedule="constant", max_epochs=50),
     "no-cosine": dict(schedule="constant", max_epochs=50),
     "no-lr-scaling": dict(lr_scaling=False, max_epochs=50),
-    "no-early-stop": dict(new_accuracy=1.0, max_epochs=50),  # rounds end only at 100 % or the cap
     # schedules
     "infinite": dict(schedule="infinite", max_epochs=50),
     "wsd": dict(schedule="wsd", max_epochs=50),
     # replay fraction at (about) equal compute: epochs x (1 + m'/m) = 18 passes over the new batch
-    # at most (the default's cap allows 12 x 2 = 24)
+    # at most (the default's cap allows 10 x 2 = 20)
     "replay-05-e17": dict(replay_fraction=0.05, max_new_epochs=17, max_epochs=50),
     "replay-20-e14": dict(replay_fraction=0.20, max_new_epochs=14, max_epochs=50),
     "replay-33-e12": dict(replay_fraction=0.33, max_new_epochs=12, max_epochs=50),
     "replay-67-e6": dict(replay_fraction=2 / 3, max_new_epochs=6, max_epochs=50),
     "replay-67-e5": dict(replay_fraction=2 / 3, max_new_epochs=5, max_epochs=50),
+    # round length around the default: its cap, the new-items threshold, the initial round
+    "e12": dict(max_new_epochs=12),  # the default before 2026-11-28's second tuning pass
+    "e8": dict(max_new_epochs=8),
+    "t95": dict(new_accuracy=0.95),
+    "i15": dict(max_epochs=15),
     # the leanest setting at parity on the larger datasets, with the default's initial round
     "lean-e5": dict(replay_fraction=2 / 3, max_new_epochs=5),
     # acquisition on a random subset of 10 x the round size
@@ -77,7 +83,9 @@ def run_entry(entry_name: str, variants: list[str], seeds: int, out: Path, run: 
         path = out / entry.name / name / "summary.json"
         if path.exists():
             summary = json.loads(path.read_text())
-            rows.append((name, _mean_row(summary["setups"]["paper"]["policies"]["cal"]["budgets"])))
+            row = _mean_row(summary["setups"]["paper"]["policies"]["cal"]["budgets"])
+            row["ended_early"] = _ended_early(out / entry.name / name / "paper", seeds)
+            rows.append((name, row))
     table = _format(entry.name, rows)
     (out / entry.name / "frontier.md").write_text(table + "\n")
     return table
@@ -104,17 +112,32 @@ def _mean_row(budgets: list[dict]) -> dict:
     }
 
 
+def _ended_early(setup_dir: Path, seeds: int) -> float:
+    """Share of the continual rounds that the new-items rule ended before the epoch cap: what
+    the adaptive round length actually did, as opposed to the cap."""
+    early = total = 0
+    for seed in range(seeds):
+        records = [json.loads(line) for line in (setup_dir / f"cal-s{seed}" / "metrics.jsonl").read_text().splitlines()]
+        for record in records[1:]:
+            cap = int(re.search(r"cap (\d+) epochs", record["stop_rule"]).group(1))
+            early += record["epochs"] < cap
+            total += 1
+    return early / max(total, 1)
+
+
 def _format(entry: str, rows: list[tuple[str, dict]]) -> str:
     lines = [
         f"### {entry}", "",
-        "| variant | settings | relative accuracy | worst budget | speed-up grads | speed-up train s | end to end |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| variant | settings | relative accuracy | worst budget | speed-up grads | speed-up train s | end to end "
+        "| rounds ended early |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows:
         settings = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in VARIANTS[name].items())
         lines.append(
             f"| {name} | {settings or 'as shipped'} | {r['relative_accuracy']:.4f} | {r['worst_relative_accuracy']:.4f} | "
-            f"{r['speedup_sample_gradients']:.2f}x | {r['speedup_train_seconds']:.2f}x | {r['speedup_end_to_end']:.2f}x |"
+            f"{r['speedup_sample_gradients']:.2f}x | {r['speedup_train_seconds']:.2f}x | {r['speedup_end_to_end']:.2f}x | "
+            f"{r['ended_early']:.0%} |"
         )
     return "\n".join(lines)
 

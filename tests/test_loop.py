@@ -215,3 +215,27 @@ def test_score_multiple_scores_only_the_subset(tmp_path):
 def test_score_multiple_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="score-multiple"):
         small_config(score_multiple=0).validate()
+
+
+def test_resume_refuses_a_default_that_changed_since_the_run_trained(tmp_path, monkeypatch):
+    """A resumed run must not train its remaining rounds under new defaults; config.yaml pins them."""
+    from calkit.policies.cal import CalPolicy
+
+    cfg = RunConfig(dataset="blobs", model="mlp:16", policy="cal", initial=20, round_size=10, rounds=3, lr=0.01,
+                    batch_size=8)
+    part = ActiveLoop.create(tmp_path / "r", cfg, dataset=make_blobs())
+    part.plan = part.plan[:2]
+    part.run()
+    part.close()
+    trained_cap = CalPolicy.default_epochs
+    monkeypatch.setattr(CalPolicy, "default_epochs", trained_cap + 3)  # as if an upgrade changed it
+    resumed = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
+    with pytest.raises(ConfigError, match=f"cap {trained_cap} epochs.*now .*cap {trained_cap + 3} epochs"):
+        resumed.run()
+    resumed.close()
+    config = tmp_path / "r" / "config.yaml"
+    config.write_text(config.read_text().replace("max_new_epochs: null", f"max_new_epochs: {trained_cap}"))
+    pinned = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
+    assert pinned.run().complete
+    pinned.close()
+    assert len({r["stop_rule"] for r in metrics(tmp_path / "r")}) == 1  # every round under the same rule

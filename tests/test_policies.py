@@ -309,7 +309,7 @@ def test_continual_policies_default_to_fixed_epochs_and_reset_to_the_accuracy_ru
 
 def test_cal_trains_until_the_new_items_are_learned(tmp_path):
     loop = ActiveLoop.create(tmp_path / "a", _cfg("cal", epochs=None), dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.99, 12, initial_max_epochs=20)
+    assert loop.stop_rule == NewItemsLearned(0.99, 10, initial_max_epochs=20)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "b", _cfg("cal", epochs=None, new_accuracy=0.9, max_new_epochs=7, max_epochs=30),
                               dataset=make_blobs())
@@ -321,12 +321,12 @@ def test_cal_trains_until_the_new_items_are_learned(tmp_path):
 
 
 def test_new_items_rule_ends_rounds_early_on_easy_data(tmp_path):
-    """Separable blobs are learned within a few epochs, below the 12-epoch cap."""
+    """Separable blobs are learned within a few epochs, below the 10-epoch cap."""
     loop = ActiveLoop.create(tmp_path / "r", _cfg("cal", epochs=None), dataset=make_blobs())
     assert loop.run().complete
     loop.close()
     records = metrics(tmp_path / "r")
-    assert all(r["epochs"] < 12 for r in records[1:]), [r["epochs"] for r in records]
+    assert all(r["epochs"] < 10 for r in records[1:]), [r["epochs"] for r in records]
 
 
 def test_cal_defaults_lean_replay_scaled_rate_and_a_cosine_per_round(tmp_path):

@@ -376,9 +376,28 @@ class ActiveLoop:
             annealed.eval()
         self.policy.load_state_dict(payload["policy"])
         restore_rng_states(payload["rng"])
+        if t < len(self.plan) - 1:
+            self._check_rules_unchanged(payload["metrics"])
         self._publish_metrics(t, payload["metrics"])
         meter = ComputeMeter.from_dict(payload["meter"])
         return _TrainingState(model, optimizer, meter, t, annealed, payload.get("trained_steps", 0))
+
+    def _check_rules_unchanged(self, record: dict) -> None:
+        """Refuse to train the remaining rounds under other rules than the rounds before them.
+
+        A run's config leaves policy defaults unset, so they are resolved again on every resume:
+        after an upgrade that changed one (cal's epoch cap went from 12 to 10), the rest of the
+        run would silently train differently. Setting the value in config.yaml pins it.
+        """
+        now = {"stop_rule": self.stop_rule.describe(), "schedule": self.schedule.describe()}
+        changed = [f"{key}: trained with '{record[key]}', now '{value}'"
+                   for key, value in now.items() if key in record and record[key] != value]
+        if changed:
+            raise ConfigError(
+                f"{self.dir.path}: this calkit ({__version__}) resolves the run's settings differently from the "
+                f"calkit that trained its rounds so far ({'; '.join(changed)}). To continue as it started, set the "
+                f"values in {self.dir.config} (for example max_new_epochs, new_accuracy, max_epochs, schedule)"
+            )
 
     def _spec_factory(self) -> ModelFactory:
         spec = ModelSpec.parse(self.cfg.model, self.cfg.dropout)

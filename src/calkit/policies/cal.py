@@ -2,7 +2,7 @@
 
 The scaled-distillation loss (sd), with the settings that measured best across the cpu suite
 (BENCHMARKS.md, "Tuning the default"): replay fraction 1/2 (m' = m), each round trained until its
-new items reach 99 % running accuracy with a cap of 12 epochs, the learning rate scaled by
+new items reach 99 % running accuracy with a cap of 10 epochs, the learning rate scaled by
 (m + m') / m in rounds that replay, and a cosine schedule re-warmed and re-decayed every round.
 The initial round trains like standard AL (constant rate, 99 % running accuracy) but stops at 20
 epochs, the paper's CAL epoch count: a starting model trained much longer over-fits a small
@@ -21,7 +21,7 @@ from calkit.policies.sd import ScaledDistillationPolicy
 class CalPolicy(ScaledDistillationPolicy):
     name = "cal"
     default_replay_ratio = 1.0
-    default_epochs = 12  #: the cap of the new-items rule
+    default_epochs = 10  #: the cap of the new-items rule
     default_new_accuracy = 0.99
     default_initial_epochs = 20
     default_lr_scaling = True
