@@ -394,9 +394,10 @@ class ActiveLoop:
                    for key, value in now.items() if key in record and record[key] != value]
         if changed:
             raise ConfigError(
-                f"{self.dir.path}: this calkit ({__version__}) resolves the run's settings differently from the "
-                f"calkit that trained its rounds so far ({'; '.join(changed)}). To continue as it started, set the "
-                f"values in {self.dir.config} (for example max_new_epochs, new_accuracy, max_epochs, schedule)"
+                f"{self.dir.path}: its settings no longer resolve to the rules its rounds trained with "
+                f"({'; '.join(changed)}), because a default changed in this calkit ({__version__}) or config.yaml "
+                f"was edited. A run keeps one set of rules: set the values in {self.dir.config} (for example "
+                "max_new_epochs, new_accuracy, max_epochs, schedule) so that they resolve as before, or start a new run"
             )
 
     def _spec_factory(self) -> ModelFactory:
