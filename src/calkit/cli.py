@@ -10,6 +10,8 @@ from pathlib import Path
 from calkit import __version__
 from calkit.config import RunConfig
 from calkit.errors import CalkitError
+from calkit.policies.cal import CalPolicy
+from calkit.policies.replay import DEFAULT_CAL_EPOCHS
 
 # Flags of `calkit run` that map one-to-one onto RunConfig fields: (flag, type, help).
 RUN_FLAGS: list[tuple[str, type, str]] = [
@@ -36,7 +38,8 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("new-accuracy", float, "continual policies: train each round until the running accuracy on its new "
      "items reaches this [cal: 0.99; the paper's policies train fixed epochs]"),
     ("max-epochs", int, "epoch cap of standard AL's rounds and of every initial round [50]"),
-    ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy [cal: 12, else 20]"),
+    ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy "
+     f"[cal: {CalPolicy.default_epochs}, else {DEFAULT_CAL_EPOCHS}]"),
     ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
     ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
     ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from calkit.errors import ConfigError
+from calkit.errors import ConfigError, is_positive_int
 from calkit.policies.options import PolicyOptions
 from calkit.train.schedules import Schedule
 
@@ -77,12 +77,12 @@ class RunConfig:
         optional = ("max_epochs", "max_new_epochs", "score_multiple")
         for name in required + optional:
             value = getattr(self, name)
-            if not (_positive_int(value) or (name in optional and value is None)):
+            if not (is_positive_int(value) or (name in optional and value is None)):
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if self.rounds is not None and not _positive_int(self.rounds):
+        if self.rounds is not None and not is_positive_int(self.rounds):
             raise ConfigError(f"rounds must be a positive integer (it counts the initial round), got {self.rounds!r}")
         if self.round_sizes is not None:
-            if not self.round_sizes or not all(_positive_int(r) for r in self.round_sizes):
+            if not self.round_sizes or not all(is_positive_int(r) for r in self.round_sizes):
                 raise ConfigError(f"round-sizes must be a list of positive integers, got {self.round_sizes!r}")
         elif self.rounds is None and self.budget is None:
             raise ConfigError("give --rounds, --budget or both, so the run knows when to stop")
@@ -164,10 +164,6 @@ def parse_budget(text: str, pool_size: int | None) -> int | float:
     if pool_size is None:
         return value
     return math.floor(value * pool_size + 1e-9) if is_fraction else int(value)
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def plan_rounds(cfg: RunConfig, pool_size: int) -> list[int]:

@@ -27,3 +27,8 @@ class LedgerError(CalkitError):
 
 class IngestError(CalkitError):
     """An answers file was rejected; nothing from it was written."""
+
+
+def is_positive_int(value: object) -> bool:
+    """The check behind every "must be a positive integer" error (bools are not integers here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

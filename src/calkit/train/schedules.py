@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from calkit.errors import ConfigError
+from calkit.errors import ConfigError, is_positive_int
 
 SCHEDULES = ("constant", "cosine", "infinite", "wsd")
 COOLDOWNS = ("cosine", "inv-sqrt")
@@ -53,7 +53,7 @@ class Schedule:
             raise ConfigError(f"min-lr-factor must be in [0, 1], got {self.min_factor}")
         if not self.min_factor <= self.const_factor <= 1.0:
             raise ConfigError(f"const-lr-factor must be in [min-lr-factor, 1], got {self.const_factor}")
-        if isinstance(self.anneal_epochs, bool) or not isinstance(self.anneal_epochs, int) or self.anneal_epochs < 1:
+        if not is_positive_int(self.anneal_epochs):
             raise ConfigError(f"anneal-epochs must be a positive integer, got {self.anneal_epochs!r}")
 
     @property

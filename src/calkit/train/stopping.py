@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from calkit.errors import ConfigError
+from calkit.errors import ConfigError, is_positive_int
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class EpochStats:
 
 
 def _check_cap(max_epochs: int) -> None:
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+    if not is_positive_int(max_epochs):
         raise ConfigError(f"max-epochs must be a positive integer, got {max_epochs!r}")
 
 

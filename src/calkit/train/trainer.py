@@ -110,7 +110,7 @@ class Trainer:
                 epochs += 1
                 stats = _epoch_stats(epochs, int(hits_all), seen, int(hits_new), new_seen, rnd.has_history)
                 if on_epoch is not None:
-                    on_epoch(epochs, stop_rule.max_epochs, stats.running_accuracy)
+                    on_epoch(epochs, stop_rule.epoch_cap(rnd.has_history), stats.running_accuracy)
                 if stop_rule.should_stop(stats):
                     break
             if finish_round:
