@@ -9,8 +9,9 @@ from calkit.data import Dataset
 
 
 def make_blobs(n_pool: int = 240, n_test: int = 90, n_features: int = 6, n_classes: int = 3, seed: int = 0,
-               spread: float = 1.0, name: str = "blobs") -> Dataset:
-    """Gaussian blobs, one per class: learnable in a few epochs by a small MLP."""
+               spread: float = 1.0, name: str = "blobs", n_val: int = 0) -> Dataset:
+    """Gaussian blobs, one per class: learnable in a few epochs by a small MLP (unless ``spread``
+    makes them overlap). ``n_val`` items form a validation split."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(0, 3.0, size=(n_classes, n_features))
 
@@ -22,6 +23,7 @@ def make_blobs(n_pool: int = 240, n_test: int = 90, n_features: int = 6, n_class
 
     x, y = draw(n_pool)
     xt, yt = draw(n_test)
+    xv, yv = draw(n_val) if n_val else (None, None)
     return Dataset(
         name=name,
         x_train=x,
@@ -30,6 +32,8 @@ def make_blobs(n_pool: int = 240, n_test: int = 90, n_features: int = 6, n_class
         ids=np.arange(1000, 1000 + n_pool, dtype=np.int64),
         x_test=xt,
         y_test=yt,
+        x_val=xv,
+        y_val=yv,
     )
 
 

@@ -466,16 +466,20 @@ def test_context_runs_without_grad_in_eval_mode():
     assert model.training
 
 
-def test_context_counts_forward_samples_and_caches_repeated_ids(tiny_model_data):
+def test_context_counts_forward_samples_and_caches_repeated_ids(tiny_model_data, monkeypatch):
+    import calkit.acquisition.context as context_module
+
+    clock = iter(range(0, 1000, 5))  # every reading of the clock is 5 s after the previous one
+    monkeypatch.setattr(context_module.time, "perf_counter", lambda: float(next(clock)))
     model, data = tiny_model_data
     ctx = ModelScoringContext(model, data, np.random.default_rng(0), batch_size=8)
     ids = ALL_IDS[10:40]
     assert ctx.forward_samples == 0
     first = ctx.probabilities(ids)
     assert ctx.forward_samples == 30
-    seconds = ctx.seconds
-    assert seconds >= 0.0
+    assert ctx.seconds == 5.0, "one inference is timed once, start to end"
     again = ctx.probabilities(ids.copy())
+    assert ctx.seconds == 5.0, "a cached answer costs no inference time"
     assert ctx.forward_samples == 30, "repeated ids were recomputed"
     np.testing.assert_array_equal(first, again)
     ctx.probabilities(ids.tolist())  # a list of the same ids is the same request

@@ -15,7 +15,7 @@ def test_run_on_digits_prints_a_round_table_and_report_plots(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--dataset", "digits", *QUICK, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "digits: pool 1437" in printed
+    assert "digits: pool 1149, validation 288, test 360" in printed
     assert "test_acc" in printed and "done: 150 labels in 3 rounds" in printed
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["labeled"] for x in lines] == [50, 100, 150]

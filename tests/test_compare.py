@@ -1,23 +1,36 @@
-"""`calkit compare` and `calkit bench`: same initial sets, the summary's shape and arithmetic,
-resumability, the report, and the paper suite refusing to run on a CPU."""
+"""`calkit compare` and `calkit bench`: a shared trained start, both baselines, paired statistics
+per seed, the summary's shape and arithmetic, resumability, the report, and the paper suite
+refusing to run on a CPU."""
 
 from __future__ import annotations
 
 import json
+import statistics
 
 import numpy as np
 import pytest
+import torch
+from scipy import stats as scipy_stats
 
 from calkit import ActiveLoop, RunConfig
-from calkit.bench import BEGIN, END, _write_generated
-from calkit.cli import main
-from calkit.compare import CompareSpec, budget_counts, round_plan, run_compare
+from calkit.bench import BEGIN, END, _write_generated, seeds_text
+from calkit.checkpoint import checkpoint_path, load_checkpoint
+from calkit.cli import main, parse_seeds
+from calkit.compare import CompareSpec, budget_counts, default_round_size, round_plan, run_compare
 from calkit.errors import ConfigError
 from calkit.ledger import Ledger
 from tests.conftest import make_blobs
 
 FIELDS = {"labeled", "fraction", "accuracy_mean", "accuracy_std", "relative_accuracy", "speedup_train_seconds",
-          "speedup_sample_gradients", "speedup_end_to_end"}
+          "speedup_sample_gradients", "speedup_end_to_end", "seeds", "relative_accuracy_ci95",
+          "val_relative_accuracy", "speedup_compute", "parity", "shared_start"}
+POLICIES = ("reset-tuned", "reset", "er", "cal")
+
+
+def blobs():
+    """Overlapping blobs: no round reaches 99 % training accuracy, so every epoch cap binds and a
+    policy-specific initial round (the bug the shared start removes) would show."""
+    return make_blobs(n_pool=240, n_test=90, n_val=60, spread=2.5)
 
 
 def test_budget_counts_and_round_plan():
@@ -27,96 +40,178 @@ def test_budget_counts_and_round_plan():
         budget_counts(("30%", "10%"), 1000)
     with pytest.raises(ConfigError):
         budget_counts(("2000",), 1000)
-    assert round_plan([100, 200, 300], None) == [100, 100, 100]
+    assert round_plan([100, 200, 300], 100) == [100, 100, 100]
     assert round_plan([100, 250], 60) == [100, 50, 50, 50]
     assert np.cumsum(round_plan([143, 215, 287], 36)).tolist() == [143, 179, 215, 251, 287]
+    assert default_round_size(8000) == 200 and default_round_size(10) == 1
 
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("cmp")
-    base = RunConfig(dataset="blobs", model="mlp:16", rounds=1, batch_size=8, lr=0.01, max_epochs=15, epochs=None)
-    spec = CompareSpec(base, ("er", "cal", "finetune"), seeds=(0, 1), budgets=("20%", "30%", "40%"),
+    base = RunConfig(dataset="blobs", model="mlp:16", rounds=1, batch_size=8, lr=0.01, max_epochs=15, epochs=None,
+                     initial_max_epochs=4)
+    spec = CompareSpec(base, ("er", "cal"), seeds=(0, 1, 2), budgets=("20%", "30%", "40%"),
                        setups=("paper", "same"), max_round_size=12, same_epochs=4)
     lines: list[str] = []
-    summary = run_compare(spec, out, dataset=make_blobs(), log=lines.append)
+    summary = run_compare(spec, out, dataset=blobs(), log=lines.append)
     return out, spec, summary, lines
+
+
+def records(out, setup, policy, seed) -> list[dict]:
+    return [json.loads(x) for x in (out / setup / f"{policy}-s{seed}" / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_summary_has_the_documented_shape(comparison):
     out, spec, summary, lines = comparison
-    assert len(lines) == 2 * 2 * 4, "setups x seeds x (policies + reset)"
+    assert len(lines) == 3 * 4 + 3 * 3, "seeds x (policies + both resets) in paper, + one reset in same"
     on_disk = json.loads((out / "summary.json").read_text())
-    assert on_disk["policies"].keys() == {"reset", "er", "cal", "finetune"}
+    assert on_disk["baseline"] == "reset-tuned" and on_disk["shared_start"] is True
+    assert on_disk["policies"].keys() == set(POLICIES)
     for data in on_disk["policies"].values():
         assert [b["labeled"] for b in data["budgets"]] == [48, 72, 96]
         for b in data["budgets"]:
             assert FIELDS <= b.keys()
-    for b in on_disk["policies"]["reset"]["budgets"]:
-        assert b["relative_accuracy"] == 1.0 and b["speedup_sample_gradients"] == 1.0
+            assert [s["seed"] for s in b["seeds"]] == [0, 1, 2]
+            assert len(b["relative_accuracy_ci95"]) == 2
+        assert data["against"]["reset"]["budgets"][0]["labeled"] == 48
+    for b in on_disk["policies"]["reset-tuned"]["budgets"]:
+        assert b["relative_accuracy"] == 1.0 and b["speedup_compute"] == 1.0
     assert set(on_disk["setups"]) == {"paper", "same"}
+    assert on_disk["setups"]["same"]["baseline"] == "reset"
     rules = on_disk["setups"]["paper"]["stopping_rules"]
     assert rules["reset"].startswith("until running train accuracy") and rules["er"].startswith("fixed")
-    same = on_disk["setups"]["same"]["stopping_rules"]
-    assert {rule.split(";")[0] for rule in same.values()} == {"fixed 4 epochs"}
-    assert "LR schedule cosine" in same["cal"] and ";" not in same["er"]  # cal's own schedule is stated
+    assert on_disk["initial_rule"] == "until running train accuracy >= 0.99 (cap 4 epochs)"
 
 
-def test_speedups_are_ratios_of_cumulative_costs(comparison):
-    out, _, summary, _ = comparison
-    er = summary["policies"]["er"]["budgets"][-1]
-    reset = [json.loads(x) for x in (out / "paper" / "reset-s0" / "metrics.jsonl").read_text().splitlines()]
-    reset1 = [json.loads(x) for x in (out / "paper" / "reset-s1" / "metrics.jsonl").read_text().splitlines()]
-    mine = [json.loads(x) for x in (out / "paper" / "er-s0" / "metrics.jsonl").read_text().splitlines()]
-    mine1 = [json.loads(x) for x in (out / "paper" / "er-s1" / "metrics.jsonl").read_text().splitlines()]
-    expected = (reset[-1]["sample_gradients"] + reset1[-1]["sample_gradients"]) / (
-        mine[-1]["sample_gradients"] + mine1[-1]["sample_gradients"])
-    assert er["speedup_sample_gradients"] == pytest.approx(expected)
-    acc = (mine[-1]["test_accuracy"] + mine1[-1]["test_accuracy"]) / 2
-    ref = (reset[-1]["test_accuracy"] + reset1[-1]["test_accuracy"]) / 2
-    assert er["relative_accuracy"] == pytest.approx(acc / ref)
+def test_the_same_setup_gives_every_policy_the_same_epochs_and_schedule(comparison):
+    same = comparison[2]["setups"]["same"]["stopping_rules"]
+    assert set(same.values()) == {"fixed 4 epochs; LR schedule cosine restarted each round (warm-up 1%, down to 0.1x)"}
 
 
-def test_every_policy_starts_from_the_same_initial_set(comparison):
+def test_every_policy_of_a_seed_continues_from_one_trained_start(comparison):
+    """Same initial set, same round-0 model (bit for bit), same first-budget numbers; trained once."""
     out = comparison[0]
-    for seed in (0, 1):
+    for seed in (0, 1, 2):
+        start = load_checkpoint(checkpoint_path(out / "start" / f"s{seed}" / "checkpoints", 0))
         firsts = []
-        for p in ("reset", "er", "cal", "finetune"):
-            with Ledger.open(out / "paper" / f"{p}-s{seed}" / "ledger.sqlite") as ledger:
-                firsts.append(sorted(ledger.query(0).ids.tolist()))
+        for setup, policies in (("paper", POLICIES), ("same", ("reset", "er", "cal"))):
+            for p in policies:
+                with Ledger.open(out / setup / f"{p}-s{seed}" / "ledger.sqlite") as ledger:
+                    firsts.append(sorted(ledger.query(0).ids.tolist()))
+                model = load_checkpoint(checkpoint_path(out / setup / f"{p}-s{seed}" / "checkpoints", 0))["model"]
+                assert all(torch.equal(model[k], start["model"][k]) for k in model), (setup, p, seed)
+                first = records(out, setup, p, seed)[0]
+                assert first["test_accuracy"] == start["metrics"]["test_accuracy"]
+                assert first["sample_gradients"] == start["metrics"]["sample_gradients"]
+                if p != "cal":  # cal (sd) also pays for stored targets of round 0's items
+                    taken_over = pytest.approx(start["metrics"]["train_seconds"], abs=0.01)
+                    assert first["train_seconds"] == taken_over, "taken over, not trained again"
+                assert first["stop_rule"] == "until running train accuracy >= 0.99 (cap 4 epochs)"
         assert all(f == firsts[0] for f in firsts)
 
 
-def test_report_states_stopping_rules_forgetting_and_correlation(comparison):
+def test_relative_accuracy_is_the_mean_of_per_seed_ratios_with_a_t_interval(comparison):
+    out, _, summary, _ = comparison
+    er = summary["policies"]["er"]["budgets"][-1]
+    ratios = [records(out, "paper", "er", s)[-1]["test_accuracy"] / records(out, "paper", "reset-tuned", s)[-1][
+        "test_accuracy"] for s in (0, 1, 2)]
+    assert er["relative_accuracy"] == pytest.approx(statistics.fmean(ratios))
+    half = scipy_stats.t.ppf(0.975, 2) * statistics.stdev(ratios) / 3 ** 0.5
+    assert er["relative_accuracy_ci95"] == pytest.approx([statistics.fmean(ratios) - half,
+                                                          statistics.fmean(ratios) + half])
+    assert [s["relative_accuracy"] for s in er["seeds"]] == pytest.approx(ratios)
+    val = [records(out, "paper", "er", s)[-1]["val_accuracy"] / records(out, "paper", "reset-tuned", s)[-1][
+        "val_accuracy"] for s in (0, 1, 2)]
+    assert er["val_relative_accuracy"] == pytest.approx(statistics.fmean(val))
+    paper = summary["policies"]["er"]["against"]["reset"]["budgets"][-1]
+    assert paper["relative_accuracy"] == pytest.approx(statistics.fmean(
+        [records(out, "paper", "er", s)[-1]["test_accuracy"] / records(out, "paper", "reset", s)[-1]["test_accuracy"]
+         for s in (0, 1, 2)]))
+
+
+def test_speedups_are_per_seed_ratios_of_cumulative_costs_and_compute_counts_forward_passes(comparison):
+    out, _, summary, _ = comparison
+    cal = summary["policies"]["cal"]["budgets"][-1]
+    mine = [records(out, "paper", "cal", s)[-1] for s in (0, 1, 2)]
+    base = [records(out, "paper", "reset-tuned", s)[-1] for s in (0, 1, 2)]
+    compute = lambda r: 3 * r["sample_gradients"] + (r["forward_samples"] - r["sample_gradients"])  # noqa: E731
+    assert [r["compute"] for r in mine] == [compute(r) for r in mine]
+    assert all(r["forward_samples"] > r["sample_gradients"] for r in mine), "scoring and stored targets count"
+    assert cal["speedup_compute"] == pytest.approx(statistics.fmean(
+        [compute(b) / compute(m) for m, b in zip(mine, base)]))
+    assert cal["speedup_sample_gradients"] == pytest.approx(statistics.fmean(
+        [b["sample_gradients"] / m["sample_gradients"] for m, b in zip(mine, base)]))
+
+
+def test_means_over_budgets_leave_out_the_shared_start(comparison):
+    data = comparison[2]["policies"]["cal"]
+    first, *later = data["budgets"]
+    assert first["shared_start"] and not any(b["shared_start"] for b in later)
+    assert first["relative_accuracy"] == 1.0  # identical by construction
+    assert data["mean"]["relative_accuracy"] == pytest.approx(statistics.fmean(b["relative_accuracy"] for b in later))
+    assert data["mean"]["speedup_compute"] == pytest.approx(statistics.fmean(b["speedup_compute"] for b in later))
+    assert data["mean"]["budgets"] == 2
+
+
+def test_report_states_the_start_the_rules_the_verdicts_and_both_baselines(comparison):
     out, _, summary, _ = comparison
     report = (out / "report.md").read_text()
-    assert "Stopping rules" in report and "fixed 4 epochs" in report
+    assert "same trained initial round" in report and "cap 4 epochs" in report
+    assert "shared start" in report and "Against `reset`" in report and "95 % interval" in report
     assert "Forgetting" in report and "Pearson" in report
     assert (out / "scatter.png").exists() and (out / "learning_curves.png").exists()
     corr = summary["setups"]["paper"]["entropy_correlation"]["er"]
     assert len(corr) == 5 and all(-1 <= c <= 1 for c in corr)
-    forgetting = summary["setups"]["paper"]["forgetting"]["finetune"]["round0_items_after_each_round"]
-    assert len(forgetting) == 5
 
 
-def test_a_finished_comparison_is_reused_not_rerun(comparison):
+def test_a_finished_comparison_is_reused_not_retrained(comparison, monkeypatch):
+    from calkit.train import Trainer
+
     out, spec, summary, _ = comparison
-    before = (out / "paper" / "er-s0" / "metrics.jsonl").stat().st_mtime_ns
-    again = run_compare(spec, out, dataset=make_blobs(), log=lambda _: None)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(Trainer, "fit", no_training)
+    again = run_compare(spec, out, dataset=blobs(), log=lambda _: None)
     assert again["policies"] == summary["policies"]
-    assert (out / "paper" / "er-s0" / "metrics.jsonl").stat().st_mtime_ns >= before
 
 
-def test_compare_cli_on_a_users_npz(tmp_path, capsys):
-    ds = make_blobs()
+def test_a_run_made_with_other_settings_is_refused_not_reused(comparison):
+    import dataclasses
+
+    out, spec, _, _ = comparison
+    other = dataclasses.replace(spec, base=dataclasses.replace(spec.base, lr=0.02))
+    with pytest.raises(ConfigError, match="other settings.*lr"):
+        run_compare(other, out, dataset=blobs(), log=lambda _: None)
+
+
+def test_compare_cli_on_a_users_npz_uses_rounds_of_about_2_5_percent(tmp_path, capsys):
+    ds = make_blobs(n_pool=400)
     path = tmp_path / "mine.npz"
     np.savez(path, X=ds.x_train, y=ds.y_train, X_test=ds.x_test, y_test=ds.y_test)
-    code = main(["compare", "--dataset", str(path), "--model", "mlp:16", "--policies", "cal", "--seeds", "1",
-                 "--budgets", "40,80", "--epochs", "2", "--out", str(tmp_path / "cmp")])
+    code = main(["compare", "--dataset", str(path), "--model", "mlp:16", "--seeds", "2", "--budgets", "40,80",
+                 "--epochs", "2", "--out", str(tmp_path / "cmp")])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "rel. accuracy" in printed and "cal" in printed
-    assert (tmp_path / "cmp" / "summary.json").exists()
+    assert "rel. accuracy" in printed and "shared start" in printed and "cal" in printed
+    summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
+    pool = summary["pool_size"]
+    assert pool == 320  # 400 minus the 20 % validation split
+    config = (tmp_path / "cmp" / "paper" / "cal-s0" / "config.yaml").read_text()
+    sizes = [int(v) for v in config.split("round_sizes:")[1].split("pool_size")[0].split() if v.strip("- ").isdigit()]
+    assert sizes[0] == 40 and set(sizes[1:]) == {8}  # 2.5 % of 320
+
+
+def test_seeds_are_a_count_a_range_or_a_list():
+    assert parse_seeds("3") == (0, 1, 2)
+    assert parse_seeds("100-104") == (100, 101, 102, 103, 104)
+    assert parse_seeds("3,7") == (3, 7)
+    for bad in ("0", "x", "5-3", "1,1"):
+        with pytest.raises(Exception):
+            parse_seeds(bad)
+    assert [seeds_text(s) for s in ((0, 1, 2), (100, 101, 102), (3, 7))] == ["3", "100-102", "3,7"]
 
 
 def test_paper_suite_refuses_a_cpu_with_an_estimate(tmp_path, capsys):
@@ -125,14 +220,20 @@ def test_paper_suite_refuses_a_cpu_with_an_estimate(tmp_path, capsys):
     assert "GPU" in err and "hours" in err and "--force" in err
 
 
-def test_generated_section_is_replaced_in_place(tmp_path):
+def test_generated_section_is_replaced_in_place(tmp_path, comparison):
+    from calkit.bench import Entry
+
+    summary = comparison[2]
+    entry = Entry("blobs-mlp", RunConfig(rounds=1), tuning=False)
     md = tmp_path / "B.md"
     md.write_text(f"# Benchmarks\n\nhand-written\n\n{BEGIN}\nold\n{END}\n\n## GPU\nkept\n")
-    _write_generated(md, ["### new section"], 60.0, 3, tmp_path, tmp_path / "pub")
+    _write_generated(md, [(entry, summary, tmp_path / "r", 60.0)], 60.0, (100, 101, 102), tmp_path, tmp_path / "pub")
     text = md.read_text()
-    assert "old" not in text and "### new section" in text
+    assert "old" not in text and "### blobs-mlp (evaluation only)" in text
     assert text.count(BEGIN) == 1 and "hand-written" in text and "## GPU\nkept" in text
-    assert f"--publish {tmp_path / 'pub'}" in text  # the command that regenerates it, exactly
+    assert f"--seeds 100-102 --out {tmp_path} --publish {tmp_path / 'pub'}" in text  # the command, exactly
+    verdict_row = next(line for line in text.splitlines() if line.startswith("| blobs-mlp | evaluation only |"))
+    assert ("yes" in verdict_row) != ("**no**" in verdict_row)
 
 
 def test_publish_copies_the_small_files_only(tmp_path):
@@ -153,7 +254,7 @@ def test_entropy_correlation_uses_the_entropies_stored_with_each_round(compariso
     from calkit.models import batched_inference
 
     out, spec, summary, _ = comparison
-    loop = ActiveLoop.open(out / "paper" / "er-s0", dataset=make_blobs())
+    loop = ActiveLoop.open(out / "paper" / "er-s0", dataset=blobs())
     try:
         stored = loop.test_entropy_at(2)
         fresh = predictive_entropy(batched_inference(loop.model_at(2), loop.data.x_test))
@@ -165,5 +266,5 @@ def test_entropy_correlation_uses_the_entropies_stored_with_each_round(compariso
         raise AssertionError("model reloaded")
 
     monkeypatch.setattr(ActiveLoop, "model_at", no_reload)
-    again = _entropy_correlation(out / "paper", "er", spec.seeds, make_blobs())
+    again = _entropy_correlation(out / "paper", "er", "reset-tuned", spec.seeds, blobs())
     assert again == pytest.approx(summary["setups"]["paper"]["entropy_correlation"]["er"], nan_ok=True)

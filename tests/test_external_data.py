@@ -21,8 +21,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calkit.data import BUILTIN_DATASETS, cache, describe, embed, load_dataset, packages, parsers
+from calkit.data import BUILTIN_DATASETS, cache, describe, embed, packages, parsers
+from calkit.data import load_dataset as _load_dataset
 from calkit.errors import DataError
+
+
+def load_dataset(*args, **kw):
+    """These tests pin each loader's own splits; the validation carve has tests of its own
+    (tests/test_validation_split.py)."""
+    kw.setdefault("val_fraction", 0)
+    return _load_dataset(*args, **kw)
 
 LZMA2 = [{"id": lzma.FILTER_LZMA2}]
 
@@ -146,7 +154,7 @@ def test_unknown_setup_name():
 
 
 def test_builtin_names_registered():
-    assert {"fine-foods", "vader-amazon", "pbmc"} <= set(BUILTIN_DATASETS)
+    assert {"fine-foods", "vader-amazon", "vader-movies", "pbmc", "cells"} <= set(BUILTIN_DATASETS)
 
 
 # --------------------------------------------------------------------------- fine-foods (.rdx/.rdb)
@@ -235,21 +243,24 @@ def test_parse_vader_rejects_malformed_line():
 
 
 def write_fake_vader_sdist(downloads: Path, n: int = 40) -> None:
-    """A vaderSentiment-3.3.2.tar.gz holding additional_resources/hutto_ICWSM_2014.tar.gz."""
-    rows = [(f"{i}_1", f"{(-1) ** i * (1 + i % 3)}", f"sentence number {i}") for i in range(n)]
+    """A vaderSentiment-3.3.2.tar.gz holding additional_resources/hutto_ICWSM_2014.tar.gz, with the
+    Amazon file (n sentences) and the movie file (2n)."""
+    def rows(count: int, what: str):
+        return [(f"{i}_1", f"{(-1) ** i * (1 + i % 3)}", f"{what} number {i}") for i in range(count)]
 
-    def tar_of(name: str, data: bytes) -> bytes:
+    def tar_of(files: dict[str, bytes]) -> bytes:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
         return buf.getvalue()
 
-    inner = tar_of(f"hutto_ICWSM_2014/{packages.VADER_FILE}", vader_bytes(rows))
+    inner = tar_of({f"hutto_ICWSM_2014/{packages.VADER_FILES['vader-amazon']}": vader_bytes(rows(n, "sentence")),
+                    f"hutto_ICWSM_2014/{packages.VADER_FILES['vader-movies']}": vader_bytes(rows(2 * n, "movie"))})
     downloads.mkdir(parents=True, exist_ok=True)
-    (downloads / "vaderSentiment-3.3.2.tar.gz").write_bytes(
-        tar_of(f"vaderSentiment-3.3.2/{packages.VADER_INNER}", inner))
+    (downloads / "vaderSentiment-3.3.2.tar.gz").write_bytes(tar_of({f"vaderSentiment-3.3.2/{packages.VADER_INNER}": inner}))
 
 
 def test_vader_amazon_from_fake_sdist(cache_root, fake_embed):
@@ -262,6 +273,51 @@ def test_vader_amazon_from_fake_sdist(cache_root, fake_embed):
     assert fake_embed == [40]
     assert load_dataset("vader-amazon").fingerprint() == ds.fingerprint() and fake_embed == [40]
     assert load_dataset("vader-amazon", test_fraction=0).pool_size == 40
+
+
+def test_vader_movies_from_the_same_sdist(cache_root, fake_embed):
+    write_fake_vader_sdist(cache_root / "downloads")
+    ds = load_dataset("vader-movies")
+    assert (ds.pool_size, int(ds.x_test.shape[0])) == (64, 16) and ds.class_names == ("negative", "positive")
+    assert all(t == f"movie number {i}" for t, i in zip(ds.texts, ds.ids))
+    assert _load_dataset("vader_movies").x_val.shape[0] == 13  # the default validation carve: 20 % of 64
+
+
+# --------------------------------------------------------------------------- cells (modeldata)
+
+
+def write_fake_cells(folder: Path, n: int = 40) -> None:
+    """Rdata.rdx/.rdb with a `cells` frame shaped like modeldata's: case, class, numeric features."""
+    rdata = pytest.importorskip("rdata")
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "case": pd.Categorical(["Train" if i % 2 else "Test" for i in range(n)], categories=["Test", "Train"]),
+        "class": pd.Categorical(["PS" if i % 3 else "WS" for i in range(n)], categories=["PS", "WS"]),
+        "area_ch_1": rng.integers(100, 5000, size=n).astype(np.int32),
+        "angle_ch_1": rng.normal(size=n),  # has negative values: standardised, not logged
+    })
+    entry = rdb_entry(rdata.unparser.unparse_data(rdata.conversion.convert_python_to_r_data(frame)))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Rdata.rdb").write_bytes(entry)
+    index = {"variables": {"cells": np.array([0, len(entry)], dtype=np.int32)}, "references": {},
+             "compressed": np.array([3], dtype=np.int32)}
+    rdata.write_rds(folder / "Rdata.rdx", index, compression="gzip")
+
+
+def test_cells_keep_the_official_split_and_scale_skewed_features(cache_root):
+    write_fake_cells(cache_root / "fine-foods")  # the modeldata files, present: nothing is fetched
+    ds = load_dataset("cells")
+    assert (ds.pool_size, int(ds.x_test.shape[0]), ds.input_shape) == (20, 20, (2,))
+    assert ds.class_names == ("PS", "WS") and ds.ids.tolist() == list(range(1, 40, 2))  # Train rows
+    np.testing.assert_allclose(ds.x_train.mean(axis=0), 0.0, atol=1e-5)  # standardised with the pool's moments
+    np.testing.assert_allclose(ds.x_train.std(axis=0), 1.0, atol=1e-5)
+
+
+def test_cells_table_rejects_frames_without_the_split():
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(DataError, match="'case' and 'class'"):
+        parsers.cells_table(pd.DataFrame({"class": [1]}), "cells")
 
 
 # --------------------------------------------------------------------------- pbmc (.h5ad)
@@ -334,6 +390,20 @@ def test_text_files_through_load_dataset(tmp_path, cache_root, fake_embed):
     assert load_dataset(tmp_path / "d.csv", test_fraction=0).input_shape == (1,)
 
 
+def test_text_files_name_their_splits(tmp_path, cache_root, fake_embed):
+    splits = ["train", "val", "test", ""]
+    lines = [f'{{"text": "text {i}", "label": "{"pos" if i % 2 else "neg"}", "split": "{splits[i % 4]}"}}'
+             for i in range(20)]
+    (tmp_path / "s.jsonl").write_text("\n".join(lines) + "\n")
+    ds = _load_dataset(tmp_path / "s.jsonl")
+    assert (ds.pool_size, ds.x_val.shape[0], ds.x_test.shape[0]) == (10, 5, 5)
+    assert ds.texts == tuple(f"text {i}" for i in range(20) if i % 4 in (0, 3))
+    (tmp_path / "v.tsv").write_text("text\tlabel\tsplit\n" + "".join(f"t{i}\t{i % 2}\t{'val' if i < 4 else ''}\n"
+                                                                    for i in range(14)))
+    only_val = _load_dataset(tmp_path / "v.tsv", test_fraction=0.2)
+    assert only_val.x_val.shape[0] == 4 and only_val.x_test.shape[0] == 2 and only_val.pool_size == 8
+
+
 @pytest.mark.parametrize(
     ("name", "content", "match"),
     [
@@ -391,3 +461,19 @@ def test_real_pbmc():
     ds = load_dataset("pbmc")
     assert ds.pool_size + int(ds.x_test.shape[0]) == 700 and ds.n_classes == 10 and ds.input_shape == (765,)
     assert set(np.unique(ds.y_test).tolist()) == set(range(10))  # stratified: every type in the test set
+
+
+@pytest.mark.slow
+def test_real_vader_movies():
+    _require_cached("vader-movies")
+    ds = load_dataset("vader-movies")
+    assert ds.pool_size + int(ds.x_test.shape[0]) == 10043 and ds.class_names == ("negative", "positive")
+    assert ds.input_shape == (384,) and len(ds.texts) == ds.pool_size
+
+
+@pytest.mark.slow
+def test_real_cells():
+    _require_cached("cells", "fine-foods/Rdata.rdx")
+    ds = load_dataset("cells")
+    assert (ds.pool_size, int(ds.x_test.shape[0]), ds.input_shape) == (1009, 1010, (56,))
+    assert ds.class_names == ("PS", "WS")

@@ -1,7 +1,8 @@
-"""benchmarks/frontier.py: the share of rounds the new-items rule ended early, and the table.
+"""benchmarks/frontier.py: the tuning script's bookkeeping (rounds ended early, the table, the
+variants) and that it reads validation numbers only.
 
-The script is a benchmark, not part of the package; these tests pin the bookkeeping that its
-published tables rely on, with hand-written run records instead of real runs.
+The script is a benchmark, not part of the package; these tests pin what its published tables
+rely on, with hand-written run records instead of real runs where they can.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from calkit.train.stopping import NewItemsLearned
+from calkit.train.stopping import NewItemsLearned, TrainAccuracy
 
 FRONTIER = Path(__file__).resolve().parents[1] / "benchmarks" / "frontier.py"
 
@@ -25,37 +26,70 @@ def frontier():
     return module
 
 
-def _write_run(setup_dir: Path, seed: int, epochs: list[int], cap: int = 10) -> None:
-    run = setup_dir / f"cal-s{seed}"
+def _write_run(variant_dir: Path, seed: int, epochs: list[int], cap: int = 10) -> None:
+    run = variant_dir / f"s{seed}"
     run.mkdir(parents=True)
-    rule = NewItemsLearned(0.99, cap, initial_max_epochs=20).describe()  # as the loop records it
+    rules = [TrainAccuracy(0.99, 20).describe()] + [NewItemsLearned(0.99, cap).describe()] * (len(epochs) - 1)
     run.joinpath("metrics.jsonl").write_text(
-        "\n".join(json.dumps({"round": i, "epochs": e, "stop_rule": rule}) for i, e in enumerate(epochs)) + "\n"
+        "\n".join(json.dumps({"round": i, "epochs": e, "stop_rule": r}) for i, (e, r) in enumerate(zip(epochs, rules)))
+        + "\n"
     )
 
 
-def test_ended_early_counts_continual_rounds_below_the_cap(tmp_path, frontier):
+def test_ended_early_counts_rounds_after_the_initial_one_below_their_cap(tmp_path, frontier):
     _write_run(tmp_path, 0, [20, 10, 4, 10])  # the initial round (20 epochs) never counts
     _write_run(tmp_path, 1, [3, 10, 10, 9])
-    assert frontier._ended_early(tmp_path, seeds=2) == pytest.approx(2 / 6)
+    assert frontier._ended_early(tmp_path, seeds=(0, 1)) == pytest.approx(2 / 6)
 
 
 def test_ended_early_reads_each_runs_own_cap(tmp_path, frontier):
     _write_run(tmp_path, 0, [20, 5, 5], cap=5)
-    assert frontier._ended_early(tmp_path, seeds=1) == 0.0
+    assert frontier._ended_early(tmp_path, seeds=(0,)) == 0.0
 
 
 def test_table_has_one_row_per_variant_with_its_settings(frontier):
-    row = dict(relative_accuracy=0.9977, worst_relative_accuracy=0.9931, speedup_sample_gradients=5.4961,
-               speedup_train_seconds=6.44, speedup_end_to_end=5.42, ended_early=0.25)
-    table = frontier._format("fashion-mnist-mlp", [("default", row), ("e8", row)]).splitlines()
-    assert table[0] == "### fashion-mnist-mlp"
-    assert table[-2].startswith("| default | as shipped | 0.9977 | 0.9931 | 5.50x | 6.44x | 5.42x | 25% |")
-    assert table[-1].startswith("| e8 | max_new_epochs=8 |")
+    row = dict(val_relative_accuracy=0.9977, worst_val_relative_accuracy=0.9931, val_budgets_at_parity=3, budgets=4,
+               speedup_compute=5.4961, speedup_sample_gradients=6.44, ended_early=0.25)
+    table = frontier._format("digits-mlp: variants", "reset", [("paper", row), ("cos-e20", row)]).splitlines()
+    assert table[0] == "### digits-mlp: variants"
+    assert table[-2].startswith("| paper | as shipped | 0.9977 | 0.9931 | 3/4 | 5.50x | 6.44x | 25% |")
+    assert table[-1].startswith("| cos-e20 | schedule=cosine, max_epochs=20 |")
 
 
-def test_every_variant_is_a_valid_cal_configuration(frontier):
+def test_every_variant_is_a_valid_configuration_of_its_arm(frontier):
     from calkit.config import RunConfig
 
-    for name, overrides in frontier.VARIANTS.items():
-        RunConfig(policy="cal", rounds=3, **overrides).validate()
+    for arm, variants in frontier.VARIANTS.items():
+        policy = frontier.ARMS[arm][0]
+        for name, overrides in variants.items():
+            RunConfig(policy=policy, rounds=3, **overrides).validate()
+
+
+def test_cal_variants_never_change_the_shared_initial_round(frontier):
+    """A variant with its own initial round would not continue from the baseline's start."""
+    for name, overrides in frontier.VARIANTS["cal"].items():
+        assert not {"initial_max_epochs", "initial_accuracy", "seed", "model"} & set(overrides), name
+
+
+def test_the_rows_are_validation_numbers(tmp_path, frontier):
+    """A variant's row is computed from val_accuracy: changing only test accuracies changes nothing."""
+    from calkit.compare import CompareSpec
+    from calkit.config import RunConfig
+
+    spec = CompareSpec(RunConfig(rounds=1), (), (0,))
+
+    def write(path: Path, accuracies: list[tuple[float, float]]) -> None:
+        path.mkdir(parents=True)
+        lines = [json.dumps({"round": i, "labeled": 10 * (i + 1), "test_accuracy": t, "val_accuracy": v, "epochs": 3,
+                             "stop_rule": "fixed 3 epochs", "train_seconds": 1.0, "select_seconds": 0.0,
+                             "sample_gradients": 100 * (i + 1), "compute": 300 * (i + 1)})
+                 for i, (t, v) in enumerate(accuracies)]
+        (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+    class Pool:
+        pool_size = 100
+
+    write(tmp_path / "_baseline" / "paper" / "reset-s0", [(0.5, 0.5), (0.8, 0.8)])
+    write(tmp_path / "reset" / "v" / "s0", [(0.5, 0.5), (0.1, 0.4)])
+    row = frontier._row(tmp_path, "reset", "v", "reset", spec, [10, 20], Pool())
+    assert row["val_relative_accuracy"] == pytest.approx(0.5)  # 0.4 / 0.8, not the test ratio 0.125

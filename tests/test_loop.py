@@ -13,8 +13,8 @@ from calkit.ledger import Ledger
 from tests.conftest import make_blobs
 
 REQUIRED_FIELDS = {
-    "round", "labeled", "test_accuracy", "test_macro_f1", "train_seconds", "select_seconds",
-    "sample_gradients", "optimizer_steps",
+    "round", "labeled", "test_accuracy", "test_macro_f1", "val_accuracy", "val_macro_f1", "train_seconds",
+    "select_seconds", "sample_gradients", "optimizer_steps", "forward_samples", "compute",
 }
 
 
@@ -61,8 +61,10 @@ def test_run_writes_one_metrics_line_per_round(tmp_path, policy):
         assert 0.0 <= r["test_accuracy"] <= 1.0
     grads = [r["sample_gradients"] for r in records]
     assert grads == sorted(grads), "compute fields are cumulative"
-    # fixed 3 epochs over every labeled item (reset and warm both sweep all of L_t)
-    assert grads[-1] == 3 * (20 + 30 + 40 + 50)
+    # the shared initial rule in round 0, then fixed 3 epochs over every labeled item (reset and
+    # warm both sweep all of L_t)
+    assert grads[0] == 20 * records[0]["epochs"] and records[0]["stop_rule"].startswith("until running train")
+    assert grads[-1] - grads[0] == 3 * (30 + 40 + 50)
     assert len(list((tmp_path / "run" / "checkpoints").glob("round-*.pt"))) == 4
 
 
@@ -238,4 +240,4 @@ def test_resume_refuses_a_default_that_changed_since_the_run_trained(tmp_path, m
     pinned = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
     assert pinned.run().complete
     pinned.close()
-    assert len({r["stop_rule"] for r in metrics(tmp_path / "r")}) == 1  # every round under the same rule
+    assert len({r["stop_rule"] for r in metrics(tmp_path / "r")[1:]}) == 1  # every later round under the same rule

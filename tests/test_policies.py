@@ -20,7 +20,8 @@ from calkit.policies.mir import interference
 from calkit.policies.sd import distillation_kl, scaled_distillation_loss
 from calkit.policies.targets import StoredTargets
 from calkit.tensors import DeviceData
-from calkit.train import NewItemsLearned
+from calkit.policies.cal import CalPolicy
+from calkit.train import FixedEpochs, NewItemsLearned, TrainAccuracy
 from tests.conftest import make_blobs
 from tests.test_loop import comparable, labeled_set, metrics
 
@@ -309,14 +310,22 @@ def test_continual_policies_default_to_fixed_epochs_and_reset_to_the_accuracy_ru
 
 def test_cal_trains_until_the_new_items_are_learned(tmp_path):
     loop = ActiveLoop.create(tmp_path / "a", _cfg("cal", epochs=None), dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.99, 10, initial_max_epochs=20)
+    assert loop.stop_rule == NewItemsLearned(0.99, CalPolicy.default_epochs)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "b", _cfg("cal", epochs=None, new_accuracy=0.9, max_new_epochs=7, max_epochs=30),
                               dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.9, 7, initial_max_epochs=30)
+    assert loop.stop_rule == NewItemsLearned(0.9, 7)  # max_epochs caps standard AL's rounds, not cal's
     loop.close()
     loop = ActiveLoop.create(tmp_path / "c", _cfg("sd", epochs=None, new_accuracy=0.95), dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.95, 20, initial_max_epochs=50)  # any continual policy can opt in
+    assert loop.stop_rule == NewItemsLearned(0.95, 20)  # any continual policy can opt in
+    loop.close()
+
+
+@pytest.mark.parametrize("policy", ["reset", "reset-tuned", "warm", "er", "sd", "cal"])
+def test_every_policy_trains_the_initial_round_by_one_shared_rule(tmp_path, policy):
+    loop = ActiveLoop.create(tmp_path / policy, _cfg(policy, epochs=3, initial_max_epochs=7), dataset=make_blobs())
+    assert loop.rule_of(0) == TrainAccuracy(0.99, 7)
+    assert loop.rule_of(1) == loop.stop_rule == FixedEpochs(3)
     loop.close()
 
 

@@ -157,12 +157,22 @@ def test_scheduled_runs_resume_like_uninterrupted_ones(tmp_path, schedule):
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "infinite", "wsd"])
-def test_a_continual_run_starts_from_the_baseline_model_whatever_the_schedule(tmp_path, schedule):
-    """Round 0 of cal under any schedule equals round 0 of reset with the constant rate."""
-    cal = ActiveLoop.create(tmp_path / "cal", _cfg(schedule=schedule, epochs=None), dataset=make_blobs())
-    base = ActiveLoop.create(tmp_path / "reset", _cfg(policy="reset", schedule="constant", epochs=None), dataset=make_blobs())
+def test_every_policy_trains_the_same_initial_round_whatever_its_rules(tmp_path, schedule):
+    """Round 0 is the shared initial rule at a constant rate, for cal and reset alike, whatever their
+    own schedules and caps (cal's new-items cap, reset's --max-epochs). The blobs overlap, so no
+    round reaches 99 % training accuracy and every cap binds: a round 0 trained by each policy's
+    own rules would show as different epochs and a different model."""
+    data = make_blobs(spread=2.5)
+    rules = dict(epochs=None, initial_max_epochs=6)
+    cal = ActiveLoop.create(tmp_path / "cal", _cfg(schedule=schedule, max_new_epochs=2, **rules), dataset=data)
+    base = ActiveLoop.create(tmp_path / "reset", _cfg(policy="reset", schedule="cosine", max_epochs=9, **rules),
+                             dataset=data)
     for loop in (cal, base):
         loop.plan = loop.plan[:1]
         loop.run()
         loop.close()
+    first = metrics(tmp_path / "cal")[0]
+    assert first["epochs"] == 6 and first["schedule"] == "constant"
     assert comparable(metrics(tmp_path / "cal")) == comparable(metrics(tmp_path / "reset"))
+    models = [load_checkpoint(checkpoint_path(tmp_path / p / "checkpoints", 0))["model"] for p in ("cal", "reset")]
+    assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])

@@ -23,6 +23,7 @@ from calkit.train import (
     EpochStats,
     FitSummary,
     FixedEpochs,
+    LabeledPasses,
     NewItemsLearned,
     OptimizerConfig,
     TrainAccuracy,
@@ -79,6 +80,14 @@ def test_meter_count_step():
     assert m.optimizer_steps == 2
     assert m.sample_gradients == 42
     assert m.forward_samples == 47
+
+
+def test_compute_counts_a_sample_gradient_as_three_forward_passes():
+    m = ComputeMeter()
+    m.count_step(10, extra_forward=4)  # 10 sample-gradients (forward + backward) and 4 forward-only passes
+    m.forward_samples += 6  # e.g. scoring
+    assert m.forward_only_samples == 10
+    assert m.compute == 3 * 10 + 10
 
 
 def test_meter_round_trip():
@@ -155,31 +164,46 @@ def test_train_accuracy_rejects_bad_values(threshold, cap):
         TrainAccuracy(threshold, cap)
 
 
-def _stats(epochs: int, running: float, new: float | None = None, replay: float | None = None) -> EpochStats:
-    return EpochStats(epochs, running, running if new is None else new, replay)
+def _stats(epochs: int, running: float, new: float | None = None) -> EpochStats:
+    return EpochStats(epochs, running, running if new is None else new)
 
 
 def test_new_items_learned_looks_at_the_new_items_only():
     rule = NewItemsLearned(0.99, 20)
-    assert not rule.should_stop(_stats(1, running=1.0, new=0.98, replay=1.0))
-    assert rule.should_stop(_stats(1, running=0.5, new=0.99, replay=0.2))  # replay accuracy is not its business
+    assert not rule.should_stop(_stats(1, running=1.0, new=0.98))
+    assert rule.should_stop(_stats(1, running=0.5, new=0.99))  # replayed items are not its business
     assert rule.should_stop(_stats(20, running=0.1, new=0.1))  # the cap
     assert not rule.should_stop(_stats(19, running=0.1, new=0.1))
     assert "new items >= 0.99" in rule.describe() and "20" in rule.describe()
-
-
-def test_new_items_learned_gives_the_initial_round_the_baseline_cap():
-    rule = NewItemsLearned(0.99, 3, initial_max_epochs=40)
-    assert rule.should_stop(EpochStats(3, 0.5, 0.5, 0.5, has_history=True))
-    assert not rule.should_stop(EpochStats(3, 0.5, 0.5, None, has_history=False))
-    assert rule.should_stop(EpochStats(40, 0.5, 0.5, None, has_history=False))
-    assert rule.should_stop(EpochStats(2, 0.99, 0.99, None, has_history=False))
 
 
 @pytest.mark.parametrize("threshold, cap", [(0.0, 5), (1.5, 5), (0.9, 0), (0.9, True)])
 def test_new_items_learned_rejects_bad_values(threshold, cap):
     with pytest.raises(ConfigError):
         NewItemsLearned(threshold, cap)
+
+
+def test_labeled_passes_sizes_each_round_from_the_labeled_set():
+    def rnd(new: int, history: int) -> RoundData:
+        return RoundData(1, new_ids=np.arange(history, history + new), history_ids=np.arange(history))
+
+    rule = LabeledPasses(2.0)
+    assert rule.resolve(rnd(10, 90)) == FixedEpochs(20)  # 2 x 100 labeled / 10 new
+    assert rule.resolve(rnd(10, 190)) == FixedEpochs(40), "rounds grow with what is labeled"
+    assert rule.resolve(rnd(30, 70)) == FixedEpochs(7)  # ceil(6.67)
+    assert LabeledPasses(0.1).resolve(rnd(50, 50)) == FixedEpochs(1)  # at least one epoch
+    assert LabeledPasses(1.5, 0.99).resolve(rnd(10, 90)) == NewItemsLearned(0.99, 15)
+    assert "2 passes" in rule.describe() and "0.99" in LabeledPasses(1.5, 0.99).describe()
+    tiny = LabeledPasses(1.0, min_steps=20)  # a round of 10 new items is one step per epoch at batch 64
+    assert tiny.resolve(rnd(10, 40), steps_per_epoch=1) == FixedEpochs(20)
+    assert tiny.resolve(rnd(10, 390), steps_per_epoch=1) == FixedEpochs(40), "the passes win when larger"
+    assert tiny.resolve(rnd(100, 400), steps_per_epoch=4) == FixedEpochs(5)  # 20 steps is 5 epochs of 4
+    assert "at least 20 steps" in tiny.describe()
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError):
+            LabeledPasses(bad)
+    with pytest.raises(ConfigError):
+        LabeledPasses(1.0, min_steps=-3)
 
 
 def test_train_accuracy_threshold_one_is_allowed():

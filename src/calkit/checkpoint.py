@@ -21,14 +21,18 @@ def checkpoint_path(directory: Path, round_index: int) -> Path:
 
 def save_checkpoint(directory: Path, round_index: int, payload: dict) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    final = checkpoint_path(directory, round_index)
+    return save_payload(checkpoint_path(directory, round_index), payload)
+
+
+def save_payload(final: Path, payload: dict) -> Path:
+    """``torch.save`` to ``final`` atomically and durably."""
     tmp = final.with_suffix(".pt.tmp")
     with open(tmp, "wb") as fh:
         torch.save(payload, fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, final)
-    fsync_dir(directory)
+    fsync_dir(final.parent)
     return final
 
 

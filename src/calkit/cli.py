@@ -12,6 +12,10 @@ from calkit.config import RunConfig
 from calkit.errors import CalkitError
 from calkit.policies.cal import CalPolicy
 from calkit.policies.replay import DEFAULT_CAL_EPOCHS
+from calkit.policies.reset_tuned import TunedResetPolicy
+
+#: The seeds of published benchmark numbers: never used while tuning (tuning uses 0, 1, 2).
+PUBLISHED_SEEDS = (100, 101, 102, 103, 104)
 
 # Flags of `calkit run` that map one-to-one onto RunConfig fields: (flag, type, help).
 RUN_FLAGS: list[tuple[str, type, str]] = [
@@ -19,7 +23,8 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("data-dir", str, "folder holding the dataset's files (e.g. Fashion-MNIST IDX files)"),
     ("model", str, "mlp, mlp:512-256, convnet, convnet:32-64 [mlp]"),
     ("dropout", float, "dropout in the model [0]"),
-    ("policy", str, "reset, warm (standard AL); cal (recommended), finetune, er, mir, der, sd, sds2 (continual) [reset]"),
+    ("policy", str, "reset, reset-tuned, warm (standard AL); cal (recommended), finetune, er, mir, der, sd, sds2 "
+     "(continual) [reset]"),
     ("acquisition", str, "random, entropy, margin, least_confidence, diverse [entropy]"),
     ("initial", int, "size of the random initial set [100]"),
     ("round-size", int, "items labeled per round after the initial one [100]"),
@@ -32,14 +37,21 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("momentum", float, "SGD momentum [0.9]"),
     ("weight-decay", float, "weight decay [0]"),
     ("batch-size", int, "training minibatch size [64]"),
-    ("epochs", int, "train a fixed number of epochs per round (overrides --train-accuracy)"),
+    ("initial-accuracy", float, "the initial round (every policy alike): train until the epoch's running accuracy "
+     "reaches this [0.99]"),
+    ("initial-max-epochs", int, "epoch cap of the initial round [20]"),
+    ("epochs", int, "train a fixed number of epochs per round after the initial one (overrides --train-accuracy)"),
     ("train-accuracy", float, "train each round until the epoch's running accuracy reaches this "
      "[0.99 for reset/warm]"),
     ("new-accuracy", float, "continual policies: train each round until the running accuracy on its new "
      "items reaches this [cal: 0.99; the paper's policies train fixed epochs]"),
-    ("max-epochs", int, "epoch cap of standard AL's rounds and of every initial round [50]"),
+    ("max-epochs", int, "epoch cap of standard AL's rounds after the initial one [reset: 50; reset-tuned: "
+     f"{TunedResetPolicy.default_max_epochs}]"),
     ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy "
      f"[cal: {CalPolicy.default_epochs}, else {DEFAULT_CAL_EPOCHS}]"),
+    ("labeled-passes", float, "continual policies: a round takes ceil(K x labeled / new) epochs over its new items, "
+     "K passes' worth of the labeled set (instead of --max-new-epochs)"),
+    ("min-round-steps", int, "continual policies under --labeled-passes: at least this many optimizer steps a round"),
     ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
     ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
     ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),
@@ -59,6 +71,8 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
     ("score-multiple", int, "score a seeded random subset of this many times the round size instead of "
      "the whole unlabeled pool [whole pool]"),
     ("test-fraction", float, "held-out test share for data without a test split [0.2]"),
+    ("val-fraction", float, "share of a labeled pool held out as the validation split, for tuning; data with its "
+     "own keeps it [0.2]"),
     ("label-column", str, "label column of a CSV dataset [label]"),
     ("pool-size", int, "use a fixed random subset of this many pool items [all]"),
     ("keep-checkpoints", str, "all or last [all]"),
@@ -88,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="YAML file of settings; flags override it")
     add_run_flags(run, exclude=set())
     run.add_argument("--out", type=Path, help="run directory to create [runs/DATASET-POLICY-ACQ-sSEED-TIME]")
+    run.add_argument("--start-from", type=Path, help="take over the trained initial round of this run (same data, "
+                     "seed, model, optimizer and initial rule) instead of training one")
     run.add_argument("--quiet", action="store_true", help="print only the final status")
 
     resume = sub.add_parser("resume", help="continue a stopped or interrupted run")
@@ -97,13 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="every policy against standard AL from the same initial sets")
     compare.add_argument("--config", type=Path, help="YAML file of run settings shared by all runs")
     add_run_flags(compare, exclude=COMPARE_EXCLUDED)
-    compare.add_argument("--policies", default="reset,warm,finetune,er,mir,der,sd,sds2",
-                         help="comma list; `cal` is the recommended CAL policy; reset is always added [%(default)s]")
-    compare.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1; each changes the initial set [3]")
+    compare.add_argument("--policies", default="cal",
+                         help="comma list; `cal` is the recommended CAL policy; reset-tuned and reset (the "
+                              "baselines) are always added [%(default)s]")
+    compare.add_argument("--seeds", type=parse_seeds, default=(0, 1, 2),
+                         help="N (seeds 0..N-1), a range 100-104 or a list 3,7; each changes the initial set [3]")
     compare.add_argument("--budgets", default="10%,15%,20%,25%,30%",
                          help="budget checkpoints: fractions, percentages or counts [%(default)s]")
     compare.add_argument("--round-size", type=int, default=None,
-                         help="largest round between checkpoints (more, smaller rounds) [one round per checkpoint]")
+                         help="largest round between checkpoints [2.5%% of the pool]")
     compare.add_argument("--setups", default="paper",
                          help="paper (each side its own stopping rule), same (same fixed epochs for all), or both")
     compare.add_argument("--same-epochs", type=int, default=None, help="epochs per round in the `same` setup [20]")
@@ -116,9 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="markdown file whose generated section is rewritten [BENCHMARKS.md]")
     bench.add_argument("--device", default=None, help="cpu or cuda [cuda for paper, cpu for cpu]")
     bench.add_argument("--force", action="store_true", help="run the paper suite on a CPU anyway")
-    bench.add_argument("--seeds", type=int, default=3)
+    bench.add_argument("--seeds", type=parse_seeds, default=PUBLISHED_SEEDS,
+                       help="N (seeds 0..N-1), a range 100-104 or a list 3,7 [100-104: seeds no tuning used; "
+                            "the defaults were tuned with 0-2]")
     bench.add_argument("--publish", type=Path, default=None,
                        help="copy each entry's report, summary and plots here and link them from BENCHMARKS.md")
+    bench.add_argument("--entries", default=None,
+                       help="comma list of suite entries to run (BENCHMARKS.md is rewritten only by a whole suite)")
 
     report = sub.add_parser("report", help="print a run's table and write its learning-curve plot")
     report.add_argument("run_dir", type=Path)
@@ -155,6 +177,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``3`` is seeds 0, 1, 2; ``100-104`` a range (both ends included); ``3,7`` a list."""
+    text = text.strip()
+    try:
+        if "," in text:
+            seeds = tuple(int(s) for s in text.split(",") if s.strip())
+        elif "-" in text.lstrip("-"):
+            first, last = (int(s) for s in text.split("-", 1))
+            seeds = tuple(range(first, last + 1))
+        else:
+            seeds = tuple(range(int(text)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"cannot read seeds {text!r}; give N, FIRST-LAST or a list like 3,7") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"seeds {text!r} must name at least one distinct, non-negative seed")
+    return seeds
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     base = RunConfig.from_yaml(args.config).to_dict() if args.config else RunConfig().to_dict()
     for flag, _, _ in RUN_FLAGS:
@@ -177,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     out = args.out or Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.policy}-{cfg.acquisition}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    loop = ActiveLoop.create(out, cfg, progress=_progress(args.quiet))
+    loop = ActiveLoop.create(out, cfg, progress=_progress(args.quiet), start_from=args.start_from)
     if not args.quiet:
         _describe_start(loop, out)
     return _finish(loop)
@@ -188,12 +228,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     base = config_from_args(argparse.Namespace(**{**vars(args), "rounds": 1}))
     setups = ("paper", "same") if args.setups == "both" else tuple(s.strip() for s in args.setups.split(","))
-    if args.seeds < 1:
-        raise CalkitError("--seeds must be at least 1")
     spec = CompareSpec(
         base=base,
         policies=tuple(p.strip() for p in args.policies.split(",") if p.strip()),
-        seeds=tuple(range(args.seeds)),
+        seeds=args.seeds,
         budgets=tuple(b.strip() for b in args.budgets.split(",") if b.strip()),
         setups=setups,
         max_round_size=args.round_size,
@@ -202,9 +240,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     summary = run_compare(spec, args.out)
     from calkit.compare_report import format_budget_table, format_headline
 
-    print("\nstopping rules: " + "; ".join(f"{p}: {r}" for p, r in summary["stopping_rules"].items()))
+    print(f"\ninitial round (shared by every policy of a seed): {summary['initial_rule']}")
+    print("later rounds: " + "; ".join(f"{p}: {r}" for p, r in summary["stopping_rules"].items()))
+    print(f"against {summary['baseline']}, per budget (the first is the shared start):")
     print(format_budget_table(summary))
-    print("\nmean over budgets:")
+    print("\nmean over the budgets after the shared start:")
     print(format_headline(summary))
     print(f"report: {args.out / 'report.md'}; numbers: {args.out / 'summary.json'}")
     return 0
@@ -213,7 +253,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from calkit.bench import run_bench
 
-    return run_bench(args.suite, args.out, args.benchmarks_md, args.device, args.force, args.seeds, args.publish)
+    entries = tuple(e.strip() for e in args.entries.split(",") if e.strip()) if args.entries else None
+    return run_bench(args.suite, args.out, args.benchmarks_md, args.device, args.force, args.seeds, args.publish,
+                     entries)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

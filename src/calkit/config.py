@@ -46,6 +46,8 @@ class RunConfig:
     new_accuracy: float | None = None
     max_epochs: int | None = None
     max_new_epochs: int | None = None
+    labeled_passes: float | None = None
+    min_round_steps: int | None = None
     replay_size: int | None = None
     replay_fraction: float | None = None
     alpha: float | None = None
@@ -65,6 +67,9 @@ class RunConfig:
     cooldown: str = "cosine"
     anneal_epochs: int = 1
     test_fraction: float = 0.2
+    val_fraction: float = 0.2
+    initial_accuracy: float | None = None  #: None: DEFAULT_INITIAL_ACCURACY (calkit.loop)
+    initial_max_epochs: int | None = None  #: None: DEFAULT_INITIAL_MAX_EPOCHS (calkit.loop)
     label_column: str = "label"
     keep_checkpoints: str = "all"
     round_sizes: list[int] | None = None
@@ -74,7 +79,7 @@ class RunConfig:
         if self.oracle not in ORACLES:
             raise ConfigError(f"unknown oracle {self.oracle!r}; choose one of {', '.join(ORACLES)}")
         required = ("initial", "round_size", "batch_size", "score_batch_size")
-        optional = ("max_epochs", "max_new_epochs", "score_multiple")
+        optional = ("max_epochs", "max_new_epochs", "score_multiple", "initial_max_epochs")
         for name in required + optional:
             value = getattr(self, name)
             if not (is_positive_int(value) or (name in optional and value is None)):
@@ -90,8 +95,18 @@ class RunConfig:
             parse_budget(self.budget, pool_size=None)
         if self.keep_checkpoints not in ("all", "last"):
             raise ConfigError(f"keep-checkpoints must be 'all' or 'last', got {self.keep_checkpoints!r}")
-        if not 0.0 <= self.test_fraction < 1.0:
-            raise ConfigError(f"test-fraction must be in [0, 1), got {self.test_fraction}")
+        for name in ("test_fraction", "val_fraction"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
+        if self.initial_accuracy is not None and not 0.0 < self.initial_accuracy <= 1.0:
+            raise ConfigError(f"initial-accuracy must be in (0, 1], got {self.initial_accuracy}")
+        if self.labeled_passes is not None and not (isinstance(self.labeled_passes, (int, float))
+                                                    and 0 < self.labeled_passes < float("inf")):
+            raise ConfigError(f"labeled-passes must be a positive number, got {self.labeled_passes!r}")
+        if self.min_round_steps is not None and not (self.min_round_steps == 0 or is_positive_int(self.min_round_steps)):
+            raise ConfigError(f"min-round-steps must be a non-negative integer, got {self.min_round_steps!r}")
+        if self.labeled_passes is not None and self.max_new_epochs is not None:
+            raise ConfigError("give labeled-passes or max-new-epochs, not both: each sets a continual round's length")
         self.policy_options()  # validates the policy settings
         self.lr_schedule()
         return self

@@ -1,4 +1,4 @@
-"""Test-set metrics for one model."""
+"""Test- and validation-set metrics for one model."""
 
 from __future__ import annotations
 
@@ -31,15 +31,27 @@ def predictive_entropy(logits: torch.Tensor) -> np.ndarray:
 
 
 def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 4096) -> Evaluation:
-    """Accuracy and macro-F1 on the test split (None for both when there is no test split)."""
-    if data.x_test is None or data.y_test is None:
-        return Evaluation({"test_accuracy": None, "test_macro_f1": None}, None)
-    logits = batched_inference(model, data.x_test, batch_size)
+    """Accuracy and macro-F1 on the test and validation splits (None where the data has no such split).
+
+    Validation numbers are for choosing settings; test numbers for reporting them.
+    """
+    scores: dict[str, float | None] = {}
+    test_logits = None
+    for split, x, y in (("test", data.x_test, data.y_test), ("val", data.x_val, data.y_val)):
+        if x is None or y is None:
+            scores.update({f"{split}_accuracy": None, f"{split}_macro_f1": None})
+            continue
+        logits = batched_inference(model, x, batch_size)
+        scores.update(_split_scores(split, logits, y, data.dataset.n_classes))
+        if split == "test":
+            test_logits = logits
+    return Evaluation(scores, None if test_logits is None else predictive_entropy(test_logits))
+
+
+def _split_scores(split: str, logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[str, float]:
     pred = logits.argmax(1).cpu().numpy()
-    true = data.y_test.cpu().numpy()
-    labels = np.arange(data.dataset.n_classes)
-    scores = {
-        "test_accuracy": float((pred == true).mean()),
-        "test_macro_f1": float(f1_score(true, pred, labels=labels, average="macro", zero_division=0)),
+    true = y.cpu().numpy()
+    return {
+        f"{split}_accuracy": float((pred == true).mean()),
+        f"{split}_macro_f1": float(f1_score(true, pred, labels=np.arange(n_classes), average="macro", zero_division=0)),
     }
-    return Evaluation(scores, predictive_entropy(logits))

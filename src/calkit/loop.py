@@ -24,7 +24,15 @@ from torch import nn
 
 from calkit import __version__
 from calkit.acquisition import ModelScoringContext, RandomSampling, make_acquisition
-from calkit.checkpoint import atomic_write_text, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from calkit.checkpoint import (
+    atomic_write_text,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    save_payload,
+)
 from calkit.config import RunConfig, plan_rounds
 from calkit.data import Dataset, load_dataset
 from calkit.data.subsample import subsample_pool
@@ -33,16 +41,27 @@ from calkit.evaluate import evaluate
 from calkit.ledger import Ledger, Query, utc_now
 from calkit.models import ModelSpec, batched_inference, build_model
 from calkit.oracle import Oracle, make_oracle
-from calkit.policies import Policy, ReplayPolicy, RoundData, make_policy
+from calkit.policies import Policy, ReplayPolicy, RoundContext, RoundData, make_policy
 from calkit.progress import Progress
 from calkit.seeding import numpy_rng, restore_rng_states, rng_states, seed_torch
 from calkit.tensors import DeviceData
-from calkit.train import ComputeMeter, FixedEpochs, NewItemsLearned, OptimizerConfig, StopRule, TrainAccuracy, Trainer
-from calkit.train.trainer import LearningRate, set_learning_rate
+from calkit.train import (
+    ComputeMeter,
+    FixedEpochs,
+    LabeledPasses,
+    NewItemsLearned,
+    OptimizerConfig,
+    StopRule,
+    TrainAccuracy,
+    Trainer,
+)
+from calkit.train.trainer import EpochCallback, LearningRate, set_learning_rate
 
 ModelFactory = Callable[[], nn.Module]
-DEFAULT_TRAIN_ACCURACY = 0.99
-DEFAULT_MAX_EPOCHS = 50  #: the accuracy rules' epoch cap for standard AL
+#: The initial round's rule, the same for every policy: train fresh weights until the epoch's
+#: running accuracy reaches DEFAULT_INITIAL_ACCURACY, at most DEFAULT_INITIAL_MAX_EPOCHS epochs.
+DEFAULT_INITIAL_ACCURACY = 0.99
+DEFAULT_INITIAL_MAX_EPOCHS = 20
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,7 @@ class RunDirectory:
         self.metrics = self.path / "metrics.jsonl"
         self.checkpoints = self.path / "checkpoints"
         self.queries = self.path / "queries"
+        self.start = self.path / "start.pt"  #: a trained initial round taken over from another run
 
     def exists(self) -> bool:
         return self.ledger.exists()
@@ -110,6 +130,7 @@ class ActiveLoop:
         self.policy: Policy = make_policy(cfg.policy, cfg.policy_options())
         self.acquisition = make_acquisition(cfg.acquisition)
         self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
+        self.initial_rule = initial_rule_for(cfg)
         self.stop_rule = stop_rule_for(cfg, self.policy)
         self.schedule = cfg.lr_schedule(self.policy.default_schedule)
         self.optimizer_cfg = OptimizerConfig(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
@@ -125,8 +146,14 @@ class ActiveLoop:
         dataset: Dataset | None = None,
         model_factory: ModelFactory | None = None,
         progress: Progress | None = None,
+        start_from: str | Path | None = None,
     ) -> "ActiveLoop":
-        """Validate everything, then lay out a new run directory."""
+        """Validate everything, then lay out a new run directory.
+
+        ``start_from`` names a run whose trained initial round this run takes over instead of
+        training its own (same data, seed, model, optimizer and initial rule, checked here):
+        `calkit compare` starts every policy of a seed from one model this way.
+        """
         cfg.validate()
         run_dir = RunDirectory(path)
         if run_dir.exists():
@@ -140,7 +167,10 @@ class ActiveLoop:
         if model_factory is None:
             ModelSpec.parse(cfg.model, cfg.dropout)
             _check_model_fits(cfg, dataset)
+        start = None if start_from is None else _read_start(Path(start_from), start_key(cfg, dataset))
         run_dir.path.mkdir(parents=True, exist_ok=True)
+        if start is not None:
+            save_payload(run_dir.start, start)
         cfg.to_yaml(run_dir.config)
         meta = {
             "calkit_version": __version__,
@@ -149,6 +179,7 @@ class ActiveLoop:
             "dataset_fingerprint": dataset.fingerprint(),
             "class_names": list(dataset.class_names),
             "config": cfg.to_dict(),
+            "start_from": None if start is None else start["source"],
         }
         ledger = Ledger.create(run_dir.ledger, dataset.ids.tolist(), meta)
         return cls(run_dir, cfg, dataset, ledger, model_factory, progress)
@@ -225,35 +256,20 @@ class ActiveLoop:
         self.data.set_labels(labeled, np.array([labels[int(i)] for i in labeled]))
         rnd = RoundData(t, new_ids=query.ids, history_ids=self.ledger.queried_ids(before_round=t))
         self.progress.round_started(t, len(self.plan), len(labeled))
-        if state.model is None or self.policy.reinitialize:
-            state.model, state.optimizer = self._fresh_model(t)
-            state.trained_steps = 0
-        assert state.optimizer is not None
-        base_lr = self.cfg.lr * self.policy.lr_multiplier(self.cfg.batch_size, rnd)
-        set_learning_rate(state.optimizer, base_lr)
-        seed_torch(self.cfg.seed, t, "train")
-        trainer = Trainer(self.data, state.meter, self.cfg.batch_size)
 
         def on_epoch(epoch: int, max_epochs: int, acc: float) -> None:
             self.progress.epoch_done(t, epoch, max_epochs, acc)
             _fault_point(f"train:{t}")
 
-        # A kept model's first round has nothing to continue from: it is the baseline's training
-        # (constant rate, no anneal), so continual runs and standard AL share their round-0 model.
-        scheduled = self.policy.reinitialize or rnd.has_history
-        lr_at = self._round_schedule(rnd, base_lr, state.trained_steps) if scheduled else None
-        fit = trainer.fit(
-            state.model, state.optimizer, self.policy, rnd, self.stop_rule, numpy_rng(self.cfg.seed, t, "train"),
-            on_epoch, lr_at,
-        )
-        if scheduled:
-            state.trained_steps += fit.steps
-        anneal = scheduled and self.schedule.anneals
-        state.annealed = self._annealed_copy(t, rnd, state, trainer, base_lr) if anneal else None
+        rule = self.rule_of(t).resolve(rnd, self.policy.steps_per_epoch(rnd, self.cfg.batch_size))
+        if t == 0:
+            epochs, train_acc = self._initial_round(rnd, state, rule, on_epoch)
+        else:
+            epochs, train_acc = self._later_round(t, rnd, state, rule, on_epoch)
         with state.meter.phase("evaluate"):
             evaluation = evaluate(state.serving, self.data, self.cfg.score_batch_size)
             scores = {**evaluation.scores, "round_item_accuracy": self._accuracy_by_round(state.serving, t)}
-        record = self._record(t, len(labeled), fit.epochs, fit.running_accuracy, scores, state.meter)
+        record = self._record(t, len(labeled), epochs, rule.max_epochs, train_acc, scores, state.meter)
         save_checkpoint(self.dir.checkpoints, t, self._payload(t, state, record, evaluation.entropy))
         _fault_point(f"checkpoint:{t}")
         self._publish_metrics(t, record)
@@ -262,11 +278,66 @@ class ActiveLoop:
         state.last_round = t
         self.progress.round_done(record)
 
-    def _round_schedule(self, rnd: RoundData, base_lr: float, trained: int) -> LearningRate | None:
-        """The round's learning rate per step, or None to keep the rate constant."""
+    def _initial_round(
+        self, rnd: RoundData, state: _TrainingState, rule: TrainAccuracy, on_epoch: EpochCallback
+    ) -> tuple[int, float]:
+        """Round 0, the same for every policy: fresh weights, constant rate, ``initial_rule``.
+
+        Nothing was learned before it, so there is nothing to continue or replay; training it
+        alike (or taking it over from another run with ``start_from``) makes every policy of a
+        comparison continue from the same model, and the first budget identical by construction.
+        """
+        rng = numpy_rng(self.cfg.seed, 0, "train")
+        if self.dir.start.exists():
+            return self._take_over_start(rnd, state, rng)
+        state.model, state.optimizer = self._fresh_model(0)
+        state.trained_steps = 0
+        set_learning_rate(state.optimizer, self.cfg.lr)
+        seed_torch(self.cfg.seed, 0, "train")
+        trainer = Trainer(self.data, state.meter, self.cfg.batch_size)
+        fit = trainer.fit(state.model, state.optimizer, self.policy, rnd, rule, rng, on_epoch)
+        return fit.epochs, fit.running_accuracy
+
+    def _take_over_start(self, rnd: RoundData, state: _TrainingState, rng: np.random.Generator) -> tuple[int, float]:
+        """The initial round from ``start.pt``: its model, optimizer and compute, then this policy's round end."""
+        start = load_checkpoint(self.dir.start)
+        if not np.array_equal(np.sort(start["query_ids"]), np.sort(rnd.new_ids)):
+            raise LedgerError(f"{self.dir.start}: its initial set differs from this run's; the run cannot use it")
+        state.model, state.optimizer = self._fresh_model(0)
+        state.model.load_state_dict(start["model"])
+        state.optimizer.load_state_dict(start["optimizer"])
+        state.trained_steps = 0
+        state.meter = ComputeMeter.from_dict(start["meter"])  # the start's compute counts for this run too
+        state.meter.seconds["evaluate"] = 0.0  # this run evaluates the model itself
+        ctx = RoundContext(rnd, state.model, state.optimizer, self.data, rng, self.cfg.batch_size)
+        # this policy's end of round with the start's model: e.g. stored targets for round 0's items
+        Trainer(self.data, state.meter, self.cfg.batch_size).finish_round(ctx, self.policy)
+        return int(start["metrics"]["epochs"]), float(start["metrics"]["train_running_accuracy"])
+
+    def _later_round(
+        self, t: int, rnd: RoundData, state: _TrainingState, rule: StopRule, on_epoch: EpochCallback
+    ) -> tuple[int, float]:
+        """A round after the initial one: the policy's own way, rule and learning-rate schedule."""
+        if state.model is None or self.policy.reinitialize:
+            state.model, state.optimizer = self._fresh_model(t)
+            state.trained_steps = 0
+        assert state.optimizer is not None
+        base_lr = self.cfg.lr * self.policy.lr_multiplier(self.cfg.batch_size, rnd)
+        set_learning_rate(state.optimizer, base_lr)
+        seed_torch(self.cfg.seed, t, "train")
+        lr_at = self._round_schedule(rnd, rule.max_epochs, base_lr, state.trained_steps)
+        trainer = Trainer(self.data, state.meter, self.cfg.batch_size)
+        fit = trainer.fit(
+            state.model, state.optimizer, self.policy, rnd, rule, numpy_rng(self.cfg.seed, t, "train"), on_epoch, lr_at,
+        )
+        state.trained_steps += fit.steps
+        state.annealed = self._annealed_copy(t, rnd, state, trainer, base_lr) if self.schedule.anneals else None
+        return fit.epochs, fit.running_accuracy
+
+    def _round_schedule(self, rnd: RoundData, epochs: int, base_lr: float, trained: int) -> LearningRate | None:
+        """The round's learning rate per step (over at most ``epochs`` epochs), or None to keep it constant."""
         if self.schedule.name == "constant":
             return None
-        epochs = self.stop_rule.epoch_cap(has_history=rnd.has_history)
         horizon = self.policy.steps_per_epoch(rnd, self.cfg.batch_size) * epochs
         return lambda step: base_lr * self.schedule.factor(step, horizon, trained)
 
@@ -309,7 +380,9 @@ class ActiveLoop:
         model.load_state_dict(payload.get("annealed") or payload["model"])
         return model.eval()
 
-    def _record(self, t: int, labeled: int, epochs: int, train_acc: float, scores: dict, meter: ComputeMeter) -> dict:
+    def _record(
+        self, t: int, labeled: int, epochs: int, epoch_cap: int, train_acc: float, scores: dict, meter: ComputeMeter
+    ) -> dict:
         s = meter.seconds
         return {
             "round": t,
@@ -317,6 +390,7 @@ class ActiveLoop:
             "new": int(self.plan[t]),
             **scores,
             "epochs": epochs,
+            "epoch_cap": epoch_cap,
             "train_running_accuracy": train_acc,
             "train_seconds": s["train"],
             "select_seconds": s["score"] + s["select"],
@@ -325,11 +399,16 @@ class ActiveLoop:
             "sample_gradients": meter.sample_gradients,
             "optimizer_steps": meter.optimizer_steps,
             "forward_samples": meter.forward_samples,
+            "compute": meter.compute,
             "policy": self.policy.name,
             "acquisition": self.acquisition.name,
-            "stop_rule": self.stop_rule.describe(),
-            "schedule": self.schedule.describe(),
+            "stop_rule": self.rule_of(t).describe(),
+            "schedule": "constant" if t == 0 else self.schedule.describe(),
         }
+
+    def rule_of(self, t: int) -> StopRule:
+        """The stopping rule round ``t`` trains with: the shared initial rule, then the policy's."""
+        return self.initial_rule if t == 0 else self.stop_rule
 
     def _payload(self, t: int, state: _TrainingState, record: dict, test_entropy: np.ndarray | None) -> dict:
         assert state.model is not None and state.optimizer is not None
@@ -344,6 +423,7 @@ class ActiveLoop:
             "rng": rng_states(),
             "metrics": record,
             "test_entropy": test_entropy,
+            "start_key": start_key(self.cfg, self.dataset) if t == 0 else None,
             "calkit_version": __version__,
         }
 
@@ -377,19 +457,20 @@ class ActiveLoop:
         self.policy.load_state_dict(payload["policy"])
         restore_rng_states(payload["rng"])
         if t < len(self.plan) - 1:
-            self._check_rules_unchanged(payload["metrics"])
+            self.check_rules_unchanged(payload["metrics"])
         self._publish_metrics(t, payload["metrics"])
         meter = ComputeMeter.from_dict(payload["meter"])
         return _TrainingState(model, optimizer, meter, t, annealed, payload.get("trained_steps", 0))
 
-    def _check_rules_unchanged(self, record: dict) -> None:
+    def check_rules_unchanged(self, record: dict) -> None:
         """Refuse to train the remaining rounds under other rules than the rounds before them.
 
         A run's config leaves policy defaults unset, so they are resolved again on every resume:
         after an upgrade that changed one (cal's epoch cap went from 12 to 10), the rest of the
         run would silently train differently. Setting the value in config.yaml pins it.
         """
-        now = {"stop_rule": self.stop_rule.describe(), "schedule": self.schedule.describe()}
+        now = {"stop_rule": self.rule_of(record["round"]).describe(),
+               "schedule": "constant" if record["round"] == 0 else self.schedule.describe()}
         changed = [f"{key}: trained with '{record[key]}', now '{value}'"
                    for key, value in now.items() if key in record and record[key] != value]
         if changed:
@@ -408,7 +489,8 @@ class ActiveLoop:
 
 def dataset_for(cfg: RunConfig) -> Dataset:
     """The dataset a configuration names, cut to ``pool_size`` items when that is set."""
-    dataset = load_dataset(cfg.dataset, cfg.data_dir, cfg.test_fraction, label_column=cfg.label_column)
+    dataset = load_dataset(cfg.dataset, cfg.data_dir, cfg.test_fraction, label_column=cfg.label_column,
+                           val_fraction=cfg.val_fraction)
     return subsample_pool(dataset, cfg.pool_size) if cfg.pool_size else dataset
 
 
@@ -425,28 +507,73 @@ def score_subset(
     return np.sort(rng.choice(candidates, size=multiple * round_size, replace=False))
 
 
+def initial_rule_for(cfg: RunConfig) -> TrainAccuracy:
+    """The initial round's rule, shared by every policy (--initial-accuracy, --initial-max-epochs)."""
+    threshold = DEFAULT_INITIAL_ACCURACY if cfg.initial_accuracy is None else cfg.initial_accuracy
+    return TrainAccuracy(threshold, cfg.initial_max_epochs or DEFAULT_INITIAL_MAX_EPOCHS)
+
+
 def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:
-    """--epochs, else --train-accuracy, else --new-accuracy, else the policy's default.
+    """The rule of every round after the initial one: --epochs, else --train-accuracy, else
+    --new-accuracy, else the policy's default.
 
     Standard AL defaults to the CAL paper's baseline rule (99 % running training accuracy,
-    capped); the paper's CAL policies to a fixed number of epochs over the new batch; `cal` to
-    training until the new batch is learned. --max-epochs caps standard AL's rounds and every
-    initial round; --max-new-epochs caps the continual rounds of the new-items rule.
+    capped by --max-epochs); the paper's CAL policies to a fixed number of epochs over the new
+    batch; `cal` to training until the new batch is learned (capped by --max-new-epochs).
     """
-    initial_cap = cfg.max_epochs or DEFAULT_MAX_EPOCHS
+    cap = cfg.max_epochs or policy.default_max_epochs
     if cfg.epochs is not None:
         return FixedEpochs(cfg.epochs)
     if cfg.train_accuracy is not None:
-        return TrainAccuracy(cfg.train_accuracy, initial_cap)
+        return TrainAccuracy(cfg.train_accuracy, cap)
     if isinstance(policy, ReplayPolicy):
         threshold = cfg.new_accuracy if cfg.new_accuracy is not None else policy.default_new_accuracy
+        passes = cfg.labeled_passes if cfg.labeled_passes is not None else policy.default_labeled_passes
+        if passes is not None and cfg.max_new_epochs is None:
+            min_steps = cfg.min_round_steps if cfg.min_round_steps is not None else policy.default_min_round_steps
+            return LabeledPasses(passes, threshold, min_steps)
         if threshold is not None:
-            first = cfg.max_epochs or policy.default_initial_epochs or DEFAULT_MAX_EPOCHS
-            return NewItemsLearned(threshold, cfg.max_new_epochs or policy.default_epochs, first)
+            return NewItemsLearned(threshold, cfg.max_new_epochs or policy.default_epochs)
         return FixedEpochs(policy.default_epochs)
     if cfg.new_accuracy is not None:  # without replay every trained item is new
-        return NewItemsLearned(cfg.new_accuracy, cfg.max_new_epochs or initial_cap, initial_cap)
-    return TrainAccuracy(DEFAULT_TRAIN_ACCURACY, initial_cap)
+        return NewItemsLearned(cfg.new_accuracy, cfg.max_new_epochs or cap)
+    return TrainAccuracy(policy.default_train_accuracy, cap)
+
+
+def start_key(cfg: RunConfig, dataset: Dataset) -> dict:
+    """What decides a run's initial round: runs with equal keys train the same initial model.
+
+    The learning rate is left out on purpose: a run that takes over a start has the start's
+    initial round, and its own rate (set again at the start of every later round) only governs
+    the rounds after it. Everything else here shapes the model or the optimizer state it inherits.
+    """
+    fields = ("model", "dropout", "optimizer", "momentum", "weight_decay", "batch_size", "seed", "device")
+    return {
+        **{name: getattr(cfg, name) for name in fields},
+        "initial": plan_rounds(cfg, dataset.pool_size)[0],
+        "initial_rule": initial_rule_for(cfg).describe(),
+        "dataset": dataset.fingerprint(),
+    }
+
+
+def _read_start(path: Path, key: dict) -> dict:
+    """The trained initial round of the run at ``path``, if its start key equals ``key``."""
+    run = RunDirectory(path)
+    source = checkpoint_path(run.checkpoints, 0)
+    if not source.exists():
+        raise LedgerError(f"cannot start from {path}: it has no trained initial round ({source} is missing)")
+    payload = load_checkpoint(source)
+    theirs = payload.get("start_key") or {}
+    differ = sorted(k for k in key if theirs.get(k) != key[k])
+    if differ:
+        shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {key[k]!r} here" for k in differ)
+        raise ConfigError(f"cannot start from {path}: its initial round was made differently ({shown})")
+    with Ledger.open(run.ledger) as ledger:
+        query = ledger.query(0)
+    assert query is not None
+    return {key_: payload[key_] for key_ in ("model", "optimizer", "meter", "metrics")} | {
+        "query_ids": np.asarray(query.ids), "source": str(path.resolve()), "start_key": key,
+    }
 
 
 class _RandomOnly:

@@ -8,6 +8,7 @@ from typing import TextIO
 COLUMNS = (
     ("round", "{:>5}", 5),
     ("labeled", "{:>7}", 7),
+    ("val_accuracy", "{:>8.4f}", 8),
     ("test_accuracy", "{:>8.4f}", 8),
     ("test_macro_f1", "{:>8.4f}", 8),
     ("epochs", "{:>6}", 6),
@@ -15,7 +16,7 @@ COLUMNS = (
     ("select_seconds", "{:>8.2f}", 8),
     ("sample_gradients", "{:>12,}", 12),
 )
-HEADERS = ("round", "labeled", "test_acc", "macro_f1", "epochs", "train_s", "select_s", "sample_grads")
+HEADERS = ("round", "labeled", "val_acc", "test_acc", "macro_f1", "epochs", "train_s", "select_s", "sample_grads")
 
 
 def format_header() -> str:

@@ -20,18 +20,22 @@ def format_table(records: list[dict]) -> str:
     lines = [format_header()] + [format_row(r) for r in records]
     if records:
         last = records[-1]
+        lines.append(f"initial round: {records[0].get('stop_rule')}")
         lines.append(
             f"policy {last.get('policy')}, acquisition {last.get('acquisition')}, stopping rule: {last.get('stop_rule')}"
         )
+        compute = last.get("compute")
         lines.append(
             f"compute so far: {last['optimizer_steps']:,} optimizer steps, {last['sample_gradients']:,} sample-gradients, "
-            f"{last['train_seconds']:.1f} s training, {last['select_seconds']:.1f} s acquisition"
+            + ("" if compute is None else f"{compute:,} forward-pass equivalents, ")
+            + f"{last['train_seconds']:.1f} s training, {last['select_seconds']:.1f} s acquisition"
         )
     return "\n".join(lines)
 
 
 def plot_learning_curve(records: list[dict], out: Path, title: str = "") -> Path:
-    """Test accuracy against labeled items; needs the optional matplotlib (calkit[plot])."""
+    """Test (and validation, where the run has it) accuracy against labeled items; needs the optional
+    matplotlib (calkit[plot])."""
     try:
         import matplotlib
 
@@ -43,9 +47,13 @@ def plot_learning_curve(records: list[dict], out: Path, title: str = "") -> Path
     if not points:
         raise CalkitError("no test accuracy to plot: the run has no test split")
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="test")
+    val = [(r["labeled"], r["val_accuracy"]) for r in records if r.get("val_accuracy") is not None]
+    if val:
+        ax.plot([p[0] for p in val], [p[1] for p in val], marker="s", ls="--", label="validation")
+        ax.legend()
     ax.set_xlabel("labeled items")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("accuracy")
     ax.set_title(title or "learning curve")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -13,7 +13,7 @@ from calkit.data.dataset import Dataset
 
 
 class DeviceData:
-    """Pool and test tensors of one dataset on one device."""
+    """Pool, validation and test tensors of one dataset on one device."""
 
     def __init__(self, dataset: Dataset, device: torch.device | str = "cpu"):
         self.dataset = dataset
@@ -21,6 +21,8 @@ class DeviceData:
         self.x = torch.as_tensor(dataset.x_train, device=self.device)
         self.x_test = None if dataset.x_test is None else torch.as_tensor(dataset.x_test, device=self.device)
         self.y_test = None if dataset.y_test is None else torch.as_tensor(dataset.y_test, device=self.device)
+        self.x_val = None if dataset.x_val is None else torch.as_tensor(dataset.x_val, device=self.device)
+        self.y_val = None if dataset.y_val is None else torch.as_tensor(dataset.y_val, device=self.device)
         self._labels = torch.full((dataset.pool_size,), -1, dtype=torch.long, device=self.device)
 
     def features(self, ids: np.ndarray) -> torch.Tensor:

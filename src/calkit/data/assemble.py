@@ -1,11 +1,14 @@
-"""Steps every loader shares: the fixed holdout split, assembling a Dataset, checking ids and labels.
+"""Steps every loader shares: the fixed holdout splits, assembling a Dataset, checking ids and labels.
 
-Test splits are deliberately fixed (seed :data:`SPLIT_SEED`, independent of the run seed): every
-run on the same data is scored on the same test set, so curves from different seeds and
+Test and validation splits are deliberately fixed (seeds :data:`SPLIT_SEED` and
+:data:`VAL_SPLIT_SEED`, independent of the run seed): every run on the same data is tuned on the
+same validation set and scored on the same test set, so curves from different seeds and
 strategies are comparable.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -13,23 +16,47 @@ from sklearn.model_selection import train_test_split
 from calkit.data.dataset import Dataset
 from calkit.errors import DataError
 
-#: Seed of every holdout split made here (fixed so the test set never depends on the run).
+#: Seed of every test holdout made here (fixed so the test set never depends on the run).
 SPLIT_SEED = 0
+#: Seed of every validation split carved from a pool.
+VAL_SPLIT_SEED = 1
+#: Share of a labeled pool carved out as the validation split unless the data brings its own.
+DEFAULT_VAL_FRACTION = 0.2
 
 # --------------------------------------------------------------------------- shared helpers
 
 
-def _holdout(y: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (pool, test) row indices; stratified unless a class is too small for it."""
+def _holdout(y: np.ndarray, fraction: float, seed: int = SPLIT_SEED, what: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (kept, held-out) row indices; stratified unless a class is too small for it."""
     rows = np.arange(len(y))
     try:
-        pool, test = train_test_split(rows, test_size=fraction, random_state=SPLIT_SEED, stratify=y)
+        pool, test = train_test_split(rows, test_size=fraction, random_state=seed, stratify=y)
     except ValueError:
         try:
-            pool, test = train_test_split(rows, test_size=fraction, random_state=SPLIT_SEED)
+            pool, test = train_test_split(rows, test_size=fraction, random_state=seed)
         except ValueError as exc:
-            raise DataError(f"cannot hold out test_fraction={fraction} of {len(y)} rows: {exc}") from None
+            raise DataError(f"cannot hold out {what}_fraction={fraction} of {len(y)} rows: {exc}") from None
     return np.sort(pool), np.sort(test)
+
+
+def carve_validation(ds: Dataset, fraction: float) -> Dataset:
+    """Move a fixed, stratified share of a labeled pool into the validation split.
+
+    The items leave the pool, so acquisition can never select them and no policy trains on them.
+    Data that brings its own validation split, an unlabeled pool and ``fraction == 0`` are left
+    as they are.
+    """
+    if fraction <= 0 or ds.has_val or not ds.has_pool_labels:
+        return ds
+    assert ds.y_train is not None
+    keep, val = _holdout(ds.y_train, fraction, VAL_SPLIT_SEED, "val")
+    if len(keep) == 0:
+        raise DataError(f"{ds.name}: val_fraction={fraction} leaves no pool")
+    return dataclasses.replace(
+        ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep], ids=ds.ids[keep],
+        texts=None if ds.texts is None else tuple(ds.texts[i] for i in keep),
+        x_val=ds.x_train[val], y_val=ds.y_train[val],
+    )
 
 
 def _build(
@@ -41,13 +68,16 @@ def _build(
     test_fraction: float,
     x_test: np.ndarray | None = None,
     y_test: np.ndarray | None = None,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
 ) -> Dataset:
     """Hold out a test split when the data has none (and has labels), then validate."""
     if x_test is None and y is not None and test_fraction > 0:
         pool, test = _holdout(y, test_fraction)
         x_test, y_test = x[test], y[test]
         x, y, ids = x[pool], y[pool], ids[pool]
-    return Dataset(name=name, x_train=x, y_train=y, class_names=class_names, ids=ids, x_test=x_test, y_test=y_test)
+    return Dataset(name=name, x_train=x, y_train=y, class_names=class_names, ids=ids, x_test=x_test, y_test=y_test,
+                   x_val=x_val, y_val=y_val)
 
 
 def _check_finite_rows(where: str, key: str, x: np.ndarray) -> None:

@@ -44,8 +44,22 @@ def _read_csv_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return header, rows
 
 
-def _csv_columns(path: Path, header: list[str], label_column: str) -> tuple[int, int | None, list[int]]:
-    """(label index, id index or None, feature indices) from the header, validated."""
+#: Values of a ``split`` column and the split each names (blank means the pool).
+SPLIT_NAMES = {"": "pool", "pool": "pool", "train": "pool", "val": "val", "validation": "val", "test": "test"}
+
+
+def split_of(path: Path, line: int, value: str) -> str:
+    """The split a ``split`` cell names: pool, val or test."""
+    split = SPLIT_NAMES.get(value.strip().lower())
+    if split is None:
+        raise DataError(f"{path}: line {line}, column 'split': {value!r} is not one of train, val, test (or blank)")
+    return split
+
+
+def _csv_columns(path: Path, header: list[str], label_column: str) -> tuple[int, int | None, int | None, list[int]]:
+    """(label index, id index, split index, feature indices) from the header, validated.
+
+    Columns named ``id`` and ``split`` are not features."""
     for i, name in enumerate(header):
         if not name:
             raise DataError(
@@ -62,10 +76,11 @@ def _csv_columns(path: Path, header: list[str], label_column: str) -> tuple[int,
         )
     label_idx = header.index(label_column)
     id_idx = header.index("id") if "id" in header and label_column != "id" else None
-    features = [i for i in range(len(header)) if i not in (label_idx, id_idx)]
+    split_idx = header.index("split") if "split" in header and label_column != "split" else None
+    features = [i for i in range(len(header)) if i not in (label_idx, id_idx, split_idx)]
     if not features:
         raise DataError(f"{path}: no feature columns besides {label_column!r}")
-    return label_idx, id_idx, features
+    return label_idx, id_idx, split_idx, features
 
 
 def _parse_cells(path: Path, header: list[str], rows: list[tuple[int, list[str]]], features: list[int]) -> np.ndarray:
@@ -135,7 +150,7 @@ def _load_csv(path: Path, label_column: str, test_fraction: float) -> Dataset:
     for line, cells in rows:
         if len(cells) != len(header):
             raise DataError(f"{path}: line {line} has {len(cells)} cells but the header has {len(header)} columns")
-    label_idx, id_idx, features = _csv_columns(path, header, label_column)
+    label_idx, id_idx, split_idx, features = _csv_columns(path, header, label_column)
     for line, cells in rows:
         if not cells[label_idx]:
             raise DataError(f"{path}: line {line}: empty label in column {label_column!r}")
@@ -143,5 +158,10 @@ def _load_csv(path: Path, label_column: str, test_fraction: float) -> Dataset:
     labels = [cells[label_idx] for _, cells in rows]
     class_names = _csv_class_names(labels)
     y = _encode_strings(str(path), np.array(labels, dtype=str), class_names)
+    splits = np.array(["pool" if split_idx is None else split_of(path, line, cells[split_idx]) for line, cells in rows])
+    pool = splits == "pool"
+    if not pool.any():
+        raise DataError(f"{path}: every row is in the val or test split; the pool needs rows")
     ids = _csv_ids(path, rows, id_idx)
-    return _build(path.stem, x, y, class_names, ids, test_fraction)
+    held = {s: (x[splits == s], y[splits == s]) if (splits == s).any() else (None, None) for s in ("test", "val")}
+    return _build(path.stem, x[pool], y[pool], class_names, ids[pool], test_fraction, *held["test"], *held["val"])

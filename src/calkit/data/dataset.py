@@ -12,7 +12,7 @@ from calkit.errors import DataError
 
 @dataclass(frozen=True)
 class Dataset:
-    """A labeled (or partly unlabeled) pool plus an optional test split.
+    """A labeled (or partly unlabeled) pool plus optional validation and test splits.
 
     ``ids`` are stable global item ids for the pool: they name an item in the ledger, in
     query files and in reports, and never change when items are labeled. Positions in the
@@ -20,6 +20,9 @@ class Dataset:
 
     ``y_train`` is ``None`` when the pool's labels are unknown (people are the oracle).
     Features are float32 with shape ``(n, d)`` for vectors or ``(n, C, H, W)`` for images.
+
+    The validation split is for choosing settings (tuning, defaults); the test split is for the
+    numbers a run reports. Neither is ever selectable by acquisition: both live outside the pool.
     """
 
     name: str
@@ -30,6 +33,8 @@ class Dataset:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     texts: tuple[str, ...] | None = field(default=None, repr=False)
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         validate_dataset(self)
@@ -53,6 +58,10 @@ class Dataset:
     @property
     def has_test(self) -> bool:
         return self.x_test is not None and self.y_test is not None
+
+    @property
+    def has_val(self) -> bool:
+        return self.x_val is not None and self.y_val is not None
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Array positions of the given global ids (raises on unknown ids)."""
@@ -83,7 +92,8 @@ class Dataset:
     def fingerprint(self) -> str:
         """A short hash of the data, stored in a run so `resume` refuses other data."""
         h = hashlib.sha256()
-        for arr in (self.x_train, self.y_train, self.ids, self.x_test, self.y_test):
+        splits = (self.x_train, self.y_train, self.ids, self.x_test, self.y_test)
+        for arr in splits + ((self.x_val, self.y_val) if self.has_val else ()):
             if arr is None:
                 h.update(b"none")
             else:
@@ -116,19 +126,23 @@ def validate_dataset(ds: Dataset) -> None:
         raise DataError(f"{ds.name}: item ids are not unique")
     if y is not None:
         _check_labels(ds.name, "pool", x, y, len(ds.class_names))
-    if (ds.x_test is None) != (ds.y_test is None):
-        raise DataError(f"{ds.name}: a test split needs both features and labels")
-    if ds.x_test is not None:
-        if ds.x_test.shape[1:] != x.shape[1:]:
-            raise DataError(
-                f"{ds.name}: test features have shape {ds.x_test.shape[1:]} per item, pool has {x.shape[1:]}"
-            )
-        if ds.x_test.dtype != np.float32:
-            raise DataError(f"{ds.name}: test features must be float32, got {ds.x_test.dtype}")
-        _check_finite(ds.name, "test", ds.x_test)
-        _check_labels(ds.name, "test", ds.x_test, ds.y_test, len(ds.class_names))
+    for split, xs, ys in (("test", ds.x_test, ds.y_test), ("validation", ds.x_val, ds.y_val)):
+        _check_split(ds, split, xs, ys)
     if ds.texts is not None and len(ds.texts) != x.shape[0]:
         raise DataError(f"{ds.name}: {len(ds.texts)} texts for {x.shape[0]} pool items")
+
+
+def _check_split(ds: Dataset, split: str, x: np.ndarray | None, y: np.ndarray | None) -> None:
+    if (x is None) != (y is None):
+        raise DataError(f"{ds.name}: a {split} split needs both features and labels")
+    if x is None:
+        return
+    if x.shape[1:] != ds.x_train.shape[1:]:
+        raise DataError(f"{ds.name}: {split} features have shape {x.shape[1:]} per item, pool has {ds.x_train.shape[1:]}")
+    if x.dtype != np.float32:
+        raise DataError(f"{ds.name}: {split} features must be float32, got {x.dtype}")
+    _check_finite(ds.name, split, x)
+    _check_labels(ds.name, split, x, y, len(ds.class_names))
 
 
 def _check_finite(name: str, split: str, x: np.ndarray) -> None:

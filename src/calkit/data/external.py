@@ -6,9 +6,11 @@ data comes from packages that happen to contain it (see ``shared/spec/datasets.m
 * ``fine-foods``: Amazon Fine Food reviews (``small_fine_foods`` in R's *modeldata*, the
   objects ``training_data`` / ``testing_data``), from the Debian package ``r-cran-modeldata``
   (downloaded and unpacked, never installed: installing pulls in R).
-* ``vader-amazon``: Amazon review sentences with human sentiment ratings, from the sdist of
-  ``vadersentiment==3.3.2``.
+* ``vader-amazon`` and ``vader-movies``: Amazon and movie review sentences with human
+  sentiment ratings, from the sdist of ``vadersentiment==3.3.2``.
 * ``pbmc``: 700 single cells x 765 genes, 10 cell types, from the ``scanpy`` wheel.
+* ``cells``: 2,019 microscopy cells x 56 image features, poorly or well segmented, with the
+  official Train/Test split (``cells`` in R's *modeldata*, the same Debian package as fine-foods).
 
 :func:`calkit.data.packages.setup_dataset` fetches and unpacks a package into the cache
 (``calkit.data.cache``); the loaders call it themselves when the cache lacks the files, and
@@ -38,12 +40,14 @@ from calkit.data.cache import (
 from calkit.data.dataset import Dataset
 from calkit.data.packages import (
     CACHE_VERSION,
+    CELLS_OBJECT,
     EXTERNAL_DATASETS,
     FINE_FOODS_OBJECTS,
     VADER_CLASSES,
     setup_dataset,
 )
 from calkit.data.parsers import (
+    cells_table,
     fine_foods_split,
     parse_vader,
     read_h5ad,
@@ -97,17 +101,39 @@ def load_fine_foods() -> Dataset:
                    x_test=arrays["x_test"], y_test=arrays["y_test"], texts=unpack_texts(arrays))
 
 
-def load_vader_amazon(test_fraction: float = 0.2) -> Dataset:
-    """Non-neutral Amazon review sentences, label = sign of the human rating, MiniLM features."""
-    path = _cached_path("vader-amazon")
+def load_vader(name: str, test_fraction: float = 0.2) -> Dataset:
+    """Non-neutral review sentences (``vader-amazon`` or ``vader-movies``), label = sign of the
+    human rating, MiniLM features."""
+    path = _cached_path(name)
     arrays = load_npz(path)
     if arrays is None:
-        source = setup_dataset("vader-amazon")
+        source = setup_dataset(name)
         ids, texts, y = parse_vader(source.read_bytes(), str(source))
-        arrays = {"x": embed.cached_embeddings(texts, "vader-amazon"), "y": y, "ids": ids, **pack_texts(texts)}
+        arrays = {"x": embed.cached_embeddings(texts, name), "y": y, "ids": ids, **pack_texts(texts)}
         save_npz(path, **arrays)
-    return _labeled_texts_dataset("vader-amazon", arrays["x"], arrays["y"], arrays["ids"], unpack_texts(arrays),
+    return _labeled_texts_dataset(name, arrays["x"], arrays["y"], arrays["ids"], unpack_texts(arrays),
                                   VADER_CLASSES, test_fraction)
+
+
+def load_cells() -> Dataset:
+    """Microscopy cells: the official Train/Test split; features log-scaled where all positive
+    (areas, intensities and counts are heavily skewed), then standardised with the pool's moments."""
+    path = _cached_path("cells")
+    arrays = load_npz(path)
+    if arrays is None:
+        frame = read_rdata_objects(setup_dataset("cells"), (CELLS_OBJECT,))[CELLS_OBJECT]
+        x, y, names, is_test = cells_table(frame, "modeldata cells")
+        arrays = {"x": x, "y": y, "is_test": is_test, "class_names": np.array(names)}
+        save_npz(path, **arrays)
+    x, y, is_test = arrays["x"].astype(np.float64), arrays["y"].astype(np.int64), arrays["is_test"].astype(bool)
+    positive = (x > 0).all(axis=0)
+    x[:, positive] = np.log(x[:, positive])
+    pool = ~is_test
+    mean, std = x[pool].mean(axis=0), x[pool].std(axis=0)
+    std[std < 1e-9] = 1.0
+    x = ((x - mean) / std).astype(np.float32)
+    return Dataset(name="cells", x_train=x[pool], y_train=y[pool], class_names=tuple(arrays["class_names"].tolist()),
+                   ids=np.flatnonzero(pool).astype(np.int64), x_test=x[is_test], y_test=y[is_test])
 
 
 def load_pbmc(test_fraction: float = 0.2) -> Dataset:
@@ -131,13 +157,15 @@ def load_pbmc(test_fraction: float = 0.2) -> Dataset:
 
 
 def load_external(name: str, test_fraction: float = 0.2) -> Dataset:
-    """Dispatch for :func:`calkit.data.load_dataset` (fine-foods keeps its official split)."""
+    """Dispatch for :func:`calkit.data.load_dataset` (fine-foods and cells keep their official splits)."""
     if name == "fine-foods":
         return load_fine_foods()
-    if name == "vader-amazon":
-        return load_vader_amazon(test_fraction)
+    if name in ("vader-amazon", "vader-movies"):
+        return load_vader(name, test_fraction)
     if name == "pbmc":
         return load_pbmc(test_fraction)
+    if name == "cells":
+        return load_cells()
     raise DataError(f"unknown external dataset {name!r}; known: {', '.join(EXTERNAL_DATASETS)}")
 
 

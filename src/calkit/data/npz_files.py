@@ -95,12 +95,12 @@ def _encode_labels(
     """Class indices for every present label array, plus the class names.
 
     String labels: names are ``class_names`` if given, else the sorted distinct strings
-    (train and test together, so both splits share one encoding). Integer labels: names
+    (every split together, so all splits share one encoding). Integer labels: names
     are ``class_names`` if given (indices must be in range), else "0".."max".
     """
     stringy = {k: v.dtype.kind in "US" for k, v in labels.items()}
     if len(set(stringy.values())) > 1:
-        raise DataError(f"{where}: y and y_test must both be strings or both be integers")
+        raise DataError(f"{where}: {', '.join(labels)} must all be strings or all be integers")
     if any(stringy.values()):
         if class_names is None:
             class_names = tuple(sorted(set().union(*(np.unique(v.astype(str)).tolist() for v in labels.values()))))
@@ -135,12 +135,8 @@ def _load_npz(path: Path, test_fraction: float) -> Dataset:
     if x_raw is None:
         raise DataError(f"{where}: no features: expected key 'X' (or 'x'); found keys {sorted(arrays)}")
     x = _npz_features(where, "X", x_raw)
-    x_test_raw = _pick(where, arrays, ("X_test", "x_test"))
-    x_test = None if x_test_raw is None else _npz_features(where, "X_test", x_test_raw)
-    y, y_test = arrays.get("y"), arrays.get("y_test")
+    y = arrays.get("y")
     class_names = _npz_class_names(where, arrays.get("class_names"))
-    if (x_test is None) != (y_test is None):
-        raise DataError(f"{where}: a test split needs both X_test and y_test")
     if y is None and class_names is None:
         raise DataError(
             f"{where}: no labels: add 'y', or add 'class_names' to load an unlabeled pool "
@@ -150,14 +146,28 @@ def _load_npz(path: Path, test_fraction: float) -> Dataset:
     if y is not None:
         _check_label_rows(where, "X", x, "y", y)
         labels["y"] = y
-    if y_test is not None:
-        _check_label_rows(where, "X_test", x_test, "y_test", y_test)
-        labels["y_test"] = y_test
-    if x_test is not None and x_test.shape[1:] != x.shape[1:]:
-        raise DataError(f"{where}: X_test items have shape {x_test.shape[1:]}, X items have {x.shape[1:]}")
+    splits = {split: _npz_split(where, arrays, split, x, labels) for split in ("test", "val")}
     encoded, class_names = _encode_labels(where, labels, class_names)
     ids_raw = arrays.get("ids")
     ids = np.arange(len(x), dtype=np.int64) if ids_raw is None else _check_ids(where, ids_raw, len(x))
-    return _build(path.stem, x, encoded.get("y"), class_names, ids, test_fraction, x_test, encoded.get("y_test"))
+    return _build(path.stem, x, encoded.get("y"), class_names, ids, test_fraction,
+                  splits["test"], encoded.get("y_test"), splits["val"], encoded.get("y_val"))
 
 
+def _npz_split(
+    where: str, arrays: dict[str, np.ndarray], split: str, x: np.ndarray, labels: dict[str, np.ndarray]
+) -> np.ndarray | None:
+    """``X_<split>`` as checked features (its ``y_<split>`` goes into ``labels``), or None when absent."""
+    x_key, y_key = f"X_{split}", f"y_{split}"
+    raw = _pick(where, arrays, (x_key, x_key.lower()))
+    y = arrays.get(y_key)
+    if (raw is None) != (y is None):
+        raise DataError(f"{where}: a {split} split needs both {x_key} and {y_key}")
+    if raw is None:
+        return None
+    features = _npz_features(where, x_key, raw)
+    _check_label_rows(where, x_key, features, y_key, y)
+    if features.shape[1:] != x.shape[1:]:
+        raise DataError(f"{where}: {x_key} items have shape {features.shape[1:]}, X items have {x.shape[1:]}")
+    labels[y_key] = y
+    return features

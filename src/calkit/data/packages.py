@@ -27,16 +27,19 @@ from calkit.data.cache import (
 from calkit.errors import DataError
 
 #: Builtin names served by this module.
-EXTERNAL_DATASETS: tuple[str, ...] = ("fine-foods", "vader-amazon", "pbmc")
+EXTERNAL_DATASETS: tuple[str, ...] = ("fine-foods", "vader-amazon", "vader-movies", "pbmc", "cells")
 DATA_HINT = "pip install 'calkit[data]'"
 #: Bump when a cached .npz layout or its preprocessing changes, so old caches are ignored.
 CACHE_VERSION = 1
 
 FINE_FOODS_DEB = "r-cran-modeldata"
 FINE_FOODS_OBJECTS = ("training_data", "testing_data")
+CELLS_OBJECT = "cells"
 VADER_SDIST = "vadersentiment==3.3.2"
 VADER_INNER = "additional_resources/hutto_ICWSM_2014.tar.gz"
 VADER_FILE = "amazonReviewSnippets_GroundTruth.txt"
+#: The sentence files of the VADER sdist calkit reads, by dataset name.
+VADER_FILES = {"vader-amazon": VADER_FILE, "vader-movies": "movieReviewSnippets_GroundTruth.txt"}
 VADER_CLASSES = ("negative", "positive")
 #: Pinned so the file (and its h5ad encoding) cannot change under us.
 SCANPY_WHEEL = "scanpy==1.11.5"
@@ -79,8 +82,8 @@ def _pip_download(args: Sequence[str], dataset: str) -> None:
     _run(cmd, cache_dir("downloads"), dataset)
 
 
-def _fetch_fine_foods() -> Path:
-    """``Rdata.rdx`` and ``Rdata.rdb`` of modeldata, from the .deb (apt-get download, dpkg-deb -x)."""
+def _fetch_modeldata() -> Path:
+    """``Rdata.rdx`` and ``Rdata.rdb`` of modeldata (fine-foods, cells), from the .deb (apt-get download, dpkg-deb -x)."""
     dest = cache_dir("fine-foods")
     if (dest / "Rdata.rdx").is_file() and (dest / "Rdata.rdb").is_file():
         return dest
@@ -108,20 +111,20 @@ def _fetch_fine_foods() -> Path:
     return dest
 
 
-def _fetch_vader() -> Path:
-    """The Amazon sentences file, from the tarball inside the vadersentiment sdist."""
-    dest = cache_dir("vader") / VADER_FILE
+def _fetch_vader(member: str = VADER_FILE, dataset: str = "vader-amazon") -> Path:
+    """One sentences file (``member``), from the tarball inside the vadersentiment sdist."""
+    dest = cache_dir("vader") / member
     if dest.is_file():
         return dest
     version = VADER_SDIST.split("==")[1]
     pattern = f"[vV]ader[sS]entiment-{version}.tar.gz"
     sdist = _newest(cache_dir("downloads"), pattern)
     if sdist is None:
-        _pip_download(["--no-deps", "--no-binary", ":all:", VADER_SDIST], "vader-amazon")
+        _pip_download(["--no-deps", "--no-binary", ":all:", VADER_SDIST], dataset)
         sdist = _newest(cache_dir("downloads"), pattern)
         if sdist is None:
-            raise DataError(f"cannot fetch vader-amazon: pip download left no {pattern} in {cache_dir('downloads')}")
-    write_bytes_atomic(dest, _extract_vader(sdist))
+            raise DataError(f"cannot fetch {dataset}: pip download left no {pattern} in {cache_dir('downloads')}")
+    write_bytes_atomic(dest, _extract_vader(sdist, member))
     return dest
 
 
@@ -135,13 +138,13 @@ def _tar_member(tar: tarfile.TarFile, suffix: str, where: Path | str) -> bytes:
     raise DataError(f"{where}: no member ending in {suffix!r}")
 
 
-def _extract_vader(sdist: Path) -> bytes:
-    """The Amazon file's bytes from the sdist's inner tarball (nothing else is unpacked)."""
+def _extract_vader(sdist: Path, member: str) -> bytes:
+    """One file's bytes from the sdist's inner tarball (nothing else is unpacked)."""
     try:
         with tarfile.open(sdist) as outer:
             inner = _tar_member(outer, VADER_INNER, sdist)
         with tarfile.open(fileobj=io.BytesIO(inner)) as tar:
-            return _tar_member(tar, VADER_FILE, f"{sdist}!{VADER_INNER}")
+            return _tar_member(tar, member, f"{sdist}!{VADER_INNER}")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DataError(f"{sdist}: damaged archive ({exc}); delete it and fetch again") from None
 
@@ -169,7 +172,13 @@ def _fetch_pbmc() -> Path:
     return dest
 
 
-_FETCHERS = {"fine-foods": _fetch_fine_foods, "vader-amazon": _fetch_vader, "pbmc": _fetch_pbmc}
+_FETCHERS = {
+    "fine-foods": _fetch_modeldata,
+    "cells": _fetch_modeldata,  # the same modeldata package
+    "vader-amazon": lambda: _fetch_vader(VADER_FILES["vader-amazon"], "vader-amazon"),
+    "vader-movies": lambda: _fetch_vader(VADER_FILES["vader-movies"], "vader-movies"),
+    "pbmc": _fetch_pbmc,
+}
 
 
 def setup_dataset(name: str) -> Path:

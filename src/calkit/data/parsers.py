@@ -95,18 +95,43 @@ def fine_foods_split(frame: Any, where: str) -> tuple[list[str], np.ndarray, tup
 
     Reviews carry HTML line breaks (``<br />``); they become newlines, for display and embedding.
     """
-    columns = [str(c) for c in frame.columns]
-    if "review" not in columns or "score" not in columns:
-        raise DataError(f"{where}: expected columns 'review' and 'score', found {columns}")
-    score = frame["score"]
-    if not hasattr(score, "cat"):
-        raise DataError(f"{where}: 'score' is not an R factor (dtype {score.dtype})")
-    codes = score.cat.codes.to_numpy().astype(np.int64)
+    codes, names = _factor(frame, "score", "review", where)
     reviews = frame["review"]
     if reviews.isna().any() or (codes < 0).any():
         raise DataError(f"{where}: missing reviews or scores")
     texts = [_BR.sub("\n", str(t)).strip() for t in reviews.tolist()]
-    return texts, codes, tuple(str(c) for c in score.cat.categories)
+    return texts, codes, names
+
+
+def _factor(frame: Any, label: str, other: str, where: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes and levels of the R factor ``label``, after checking that ``label`` and ``other`` exist."""
+    columns = [str(c) for c in frame.columns]
+    if label not in columns or other not in columns:
+        raise DataError(f"{where}: expected columns {other!r} and {label!r}, found {columns[:10]}")
+    factor = frame[label]
+    if not hasattr(factor, "cat"):
+        raise DataError(f"{where}: {label!r} is not an R factor (dtype {factor.dtype})")
+    return factor.cat.codes.to_numpy().astype(np.int64), tuple(str(c) for c in factor.cat.categories)
+
+
+def cells_table(frame: Any, where: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+    """(features float64, labels, class names, is-test mask) of modeldata's ``cells`` frame.
+
+    Columns: ``case`` (the official Train/Test split), ``class`` (PS poorly / WS well segmented)
+    and numeric image features.
+    """
+    codes, names = _factor(frame, "class", "case", where)
+    case = frame["case"].astype(str).to_numpy()
+    if not set(case) <= {"Train", "Test"}:
+        raise DataError(f"{where}: 'case' holds {sorted(set(case))}, expected Train and Test")
+    features = frame.drop(columns=["case", "class"])
+    try:
+        x = features.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{where}: non-numeric feature columns: {exc}") from None
+    if (codes < 0).any() or not np.isfinite(x).all():
+        raise DataError(f"{where}: missing classes or feature values")
+    return x, codes, names, case == "Test"
 
 
 def parse_vader(raw: bytes, where: str = VADER_FILE) -> tuple[np.ndarray, tuple[str, ...], np.ndarray]:

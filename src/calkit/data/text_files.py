@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -16,7 +17,7 @@ from calkit.data.dataset import Dataset
 from calkit.data.external import _labeled_texts_dataset
 from calkit.errors import DataError
 
-Record = tuple[int, str, str, str | None]  # (line, text, label, id or None)
+Record = tuple[int, str, str, str | None, str]  # (line, text, label, id or None, split cell)
 
 
 def _jsonl_records(path: Path, fh: Any, label_column: str) -> list[Record]:
@@ -34,7 +35,7 @@ def _jsonl_records(path: Path, fh: Any, label_column: str) -> list[Record]:
             raise DataError(f"{path}: line {line_no}: needs keys 'text' and {label_column!r}, has {found}")
         label, item_id = rec[label_column], rec.get("id")
         rows.append((line_no, str(rec["text"]), "" if label is None else str(label),
-                     None if item_id is None else str(item_id)))
+                     None if item_id is None else str(item_id), str(rec.get("split") or "")))
     return rows
 
 
@@ -49,7 +50,7 @@ def _table_records(path: Path, fh: Any, label_column: str) -> list[Record]:
     for rec in reader:
         if any(isinstance(v, str) and v.strip() for v in rec.values()):
             rows.append((reader.line_num, rec["text"] or "", (rec[label_column] or "").strip(),
-                         (rec.get("id") or "").strip() or None))
+                         (rec.get("id") or "").strip() or None, rec.get("split") or ""))
     return rows
 
 
@@ -71,16 +72,17 @@ def load_text_file(path: str | os.PathLike, test_fraction: float = 0.2, label_co
     """A Dataset from labeled texts (``.jsonl``, ``.tsv`` or ``.csv`` with ``text``, ``label``, optional ``id``).
 
     Features are cached MiniLM embeddings; class names are the sorted distinct labels
-    (numeric order when all are integers); the texts are kept for display.
+    (numeric order when all are integers); the texts are kept for display. An optional
+    ``split`` field (train, val, test, or blank for the pool) gives the data's own splits.
     """
     from calkit.data.assemble import _encode_strings
-    from calkit.data.csv_files import _csv_class_names
+    from calkit.data.csv_files import _csv_class_names, split_of
 
     path = Path(path)
     rows = _read_text_records(path, label_column)
     if not rows:
         raise DataError(f"{path}: no records")
-    for line, text, label, _ in rows:
+    for line, text, label, _, _ in rows:
         if not text.strip():
             raise DataError(f"{path}: line {line}: empty text")
         if not label:
@@ -88,7 +90,7 @@ def load_text_file(path: str | os.PathLike, test_fraction: float = 0.2, label_co
     ids = np.arange(len(rows), dtype=np.int64)
     if any(r[3] is not None for r in rows):
         seen: dict[int, int] = {}
-        for i, (line, _, _, raw_id) in enumerate(rows):
+        for i, (line, _, _, raw_id, _) in enumerate(rows):
             try:
                 value = int(raw_id)  # type: ignore[arg-type]
             except (TypeError, ValueError):
@@ -104,6 +106,19 @@ def load_text_file(path: str | os.PathLike, test_fraction: float = 0.2, label_co
     y = _encode_strings(str(path), np.array(labels, dtype=str), class_names)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:40] or "texts"
     x = embed.cached_embeddings(texts, f"file-{slug}")
-    return _labeled_texts_dataset(path.stem, x, y, ids, texts, class_names, test_fraction)
+    splits = np.array([split_of(path, r[0], r[4]) for r in rows])
+    if not (splits == "pool").any():
+        raise DataError(f"{path}: every record is in the val or test split; the pool needs records")
+    if (splits == "pool").all():
+        return _labeled_texts_dataset(path.stem, x, y, ids, texts, class_names, test_fraction)
+    pool = np.flatnonzero(splits == "pool")
+    held = {s: (x[splits == s], y[splits == s]) if (splits == s).any() else (None, None) for s in ("test", "val")}
+    if held["test"][0] is None and test_fraction > 0:
+        ds = _labeled_texts_dataset(path.stem, x[pool], y[pool], ids[pool], [texts[i] for i in pool], class_names,
+                                    test_fraction)
+        return dataclasses.replace(ds, x_val=held["val"][0], y_val=held["val"][1])
+    return Dataset(name=path.stem, x_train=x[pool], y_train=y[pool], class_names=class_names, ids=ids[pool],
+                   x_test=held["test"][0], y_test=held["test"][1], x_val=held["val"][0], y_val=held["val"][1],
+                   texts=tuple(texts[i] for i in pool))
 
 

@@ -1,7 +1,7 @@
 """Retraining policies. Each is one short file built on :class:`Policy`.
 
-Standard AL: ``reset`` (fresh weights each round) and ``warm`` (keep them); both train on every
-labeled item. Continual AL (CAL): ``finetune``, ``er``, ``mir``, ``der``, ``sd``, ``sds2`` keep
+Standard AL: ``reset`` (fresh weights each round; ``reset-tuned`` with settings tuned on
+validation data) and ``warm`` (keep them); both train on every labeled item. Continual AL (CAL): ``finetune``, ``er``, ``mir``, ``der``, ``sd``, ``sds2`` keep
 the weights and train over the new batch, replaying history items in every step.
 """
 
@@ -24,6 +24,7 @@ from calkit.policies.mir import MaximallyInterferedRetrievalPolicy
 from calkit.policies.options import PolicyOptions
 from calkit.policies.replay import ReplayPolicy
 from calkit.policies.reset import ResetPolicy
+from calkit.policies.reset_tuned import TunedResetPolicy
 from calkit.policies.sd import ScaledDistillationPolicy
 from calkit.policies.sds2 import SubmodularDistillationPolicy
 from calkit.policies.warm import WarmPolicy
@@ -32,6 +33,7 @@ POLICIES: dict[str, type[Policy]] = {
     cls.name: cls
     for cls in (
         ResetPolicy,
+        TunedResetPolicy,
         WarmPolicy,
         FinetunePolicy,
         ExperienceReplayPolicy,

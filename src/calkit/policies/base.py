@@ -97,6 +97,10 @@ class Policy(ABC):
     continual: ClassVar[bool] = False
     #: The learning-rate schedule used unless the run names one (calkit.train.schedules).
     default_schedule: ClassVar[str] = "constant"
+    #: Standard AL's rule unless the run names one: train until the epoch's running accuracy
+    #: reaches this, capped at ``default_max_epochs`` (the CAL paper's baseline: 0.99, cap 50 here).
+    default_train_accuracy: ClassVar[float] = 0.99
+    default_max_epochs: ClassVar[int] = 50
 
     @abstractmethod
     def epoch_steps(self, ctx: RoundContext) -> Iterator[Step]:

@@ -27,6 +27,5 @@ class CalPolicy(ScaledDistillationPolicy):
     default_replay_ratio = 1.0
     default_epochs = 10  #: the cap of the new-items rule
     default_new_accuracy = 0.99
-    default_initial_epochs = 20
     default_lr_scaling = True
     default_schedule = "cosine"

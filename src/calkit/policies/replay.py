@@ -28,8 +28,10 @@ class ReplayPolicy(Policy):
     default_epochs: ClassVar[int] = DEFAULT_CAL_EPOCHS
     #: Train each round until the new items' running accuracy reaches this; None: fixed epochs.
     default_new_accuracy: ClassVar[float | None] = None
-    #: Epoch cap of the initial round under the new-items rule; None: the baseline's cap.
-    default_initial_epochs: ClassVar[int | None] = None
+    #: Each round's epoch cap from the labeled set's size (calkit.train.stopping.LabeledPasses); None: default_epochs.
+    default_labeled_passes: ClassVar[float | None] = None
+    #: With default_labeled_passes: the fewest optimizer steps a round takes.
+    default_min_round_steps: ClassVar[int] = 0
     default_lr_scaling: ClassVar[bool] = False
 
     def __init__(self, options: PolicyOptions | None = None):

@@ -1,7 +1,7 @@
 """Training: the loop, stopping rules and the compute meter."""
 
 from calkit.train.meter import PHASES, ComputeMeter
-from calkit.train.stopping import EpochStats, FixedEpochs, NewItemsLearned, StopRule, TrainAccuracy
+from calkit.train.stopping import EpochStats, FixedEpochs, LabeledPasses, NewItemsLearned, StopRule, TrainAccuracy
 from calkit.train.trainer import OPTIMIZERS, FitSummary, OptimizerConfig, Trainer
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "EpochStats",
     "FitSummary",
     "FixedEpochs",
+    "LabeledPasses",
     "NewItemsLearned",
     "OptimizerConfig",
     "StopRule",

@@ -1,7 +1,10 @@
 """Counts the compute behind every number calkit reports.
 
 Wall seconds depend on the machine; optimizer steps, sample-gradients (one per item per
-backward pass) and forward samples do not, so comparisons quote both.
+backward pass) and forward samples do not, so comparisons quote both. ``compute`` adds the two
+kinds of work in forward-pass equivalents: a sample-gradient (forward and backward) costs about
+three forward passes, and a forward-only pass (scoring the pool, MIR's and SDS2's candidates,
+stored targets) one.
 """
 
 from __future__ import annotations
@@ -37,6 +40,16 @@ class ComputeMeter:
         self.optimizer_steps += 1
         self.sample_gradients += n_gradients
         self.forward_samples += n_gradients + extra_forward
+
+    @property
+    def forward_only_samples(self) -> int:
+        """Forward passes that were not part of a sample-gradient (``forward_samples`` counts both)."""
+        return self.forward_samples - self.sample_gradients
+
+    @property
+    def compute(self) -> int:
+        """3 x sample-gradients + forward-only samples, in forward-pass equivalents."""
+        return 3 * self.sample_gradients + self.forward_only_samples
 
     def add(self, other: "ComputeMeter") -> None:
         self.optimizer_steps += other.optimizer_steps

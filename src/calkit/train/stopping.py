@@ -4,13 +4,21 @@ Standard AL in the CAL paper trains until an epoch's running training accuracy r
 (with a cap); the paper's CAL policies train a fixed number of epochs. calkit's own `cal` ends a
 round once the round's new items are learned, because a fixed count is either wasted on rounds
 that need little or too short for rounds that need more. Reports must say which rule ran.
+
+The initial round is not any policy's: every policy trains it with the same rule (the loop's
+``initial_rule``), so that runs compared with each other start from the same model.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from calkit.errors import ConfigError, is_positive_int
+
+if TYPE_CHECKING:
+    from calkit.policies.base import RoundData
 
 
 @dataclass(frozen=True)
@@ -20,8 +28,6 @@ class EpochStats:
     epochs: int  #: epochs finished so far in this round
     running_accuracy: float  #: over every item trained on in the epoch, new and replayed
     new_accuracy: float  #: over the round's new items only
-    replay_accuracy: float | None = None  #: over the replayed items; None when nothing was replayed
-    has_history: bool = True  #: False in a round with nothing learned before it (the initial round)
 
 
 def _check_cap(max_epochs: int) -> None:
@@ -49,8 +55,8 @@ class FixedEpochs:
     def should_stop(self, stats: EpochStats) -> bool:
         return stats.epochs >= self.epochs
 
-    def epoch_cap(self, has_history: bool) -> int:
-        return self.epochs
+    def resolve(self, rnd: RoundData, steps_per_epoch: int = 1) -> FixedEpochs:
+        return self
 
     def describe(self) -> str:
         return f"fixed {self.epochs} epochs"
@@ -70,8 +76,8 @@ class TrainAccuracy:
     def should_stop(self, stats: EpochStats) -> bool:
         return stats.running_accuracy >= self.threshold or stats.epochs >= self.max_epochs
 
-    def epoch_cap(self, has_history: bool) -> int:
-        return self.max_epochs
+    def resolve(self, rnd: RoundData, steps_per_epoch: int = 1) -> TrainAccuracy:
+        return self
 
     def describe(self) -> str:
         return f"until running train accuracy >= {self.threshold:g} (cap {self.max_epochs} epochs)"
@@ -83,32 +89,64 @@ class NewItemsLearned:
 
     This is the baseline's 99 % rule applied to what a continual round is for: learning the new
     batch. Replayed items do not count towards it; distillation keeps them near the old model's
-    outputs, which are not always the labels. A round without history (the initial one) is
-    ordinary training from scratch and has its own, longer cap: a continual round's short cap
-    would leave the starting model under-trained and handicap every later round.
+    outputs, which are not always the labels.
     """
 
     threshold: float
-    max_epochs: int  #: cap of a continual round
-    initial_max_epochs: int = 50  #: cap of a round without history
+    max_epochs: int
 
     def __post_init__(self) -> None:
         _check_threshold("new-item accuracy", self.threshold)
         _check_cap(self.max_epochs)
-        _check_cap(self.initial_max_epochs)
 
     def should_stop(self, stats: EpochStats) -> bool:
-        return stats.new_accuracy >= self.threshold or stats.epochs >= self.epoch_cap(stats.has_history)
+        return stats.new_accuracy >= self.threshold or stats.epochs >= self.max_epochs
 
-    def epoch_cap(self, has_history: bool) -> int:
-        """The most epochs a round may take: a round without history gets the baseline's cap."""
-        return self.max_epochs if has_history else self.initial_max_epochs
+    def resolve(self, rnd: RoundData, steps_per_epoch: int = 1) -> NewItemsLearned:
+        return self
 
     def describe(self) -> str:
-        return (
-            f"until running accuracy on the new items >= {self.threshold:g} "
-            f"(cap {self.max_epochs} epochs; initial round cap {self.initial_max_epochs})"
-        )
+        return f"until running accuracy on the new items >= {self.threshold:g} (cap {self.max_epochs} epochs)"
 
 
-StopRule = FixedEpochs | TrainAccuracy | NewItemsLearned
+@dataclass(frozen=True)
+class LabeledPasses:
+    """A continual round as long as ``passes`` passes over everything labeled would be.
+
+    A continual round steps over its new batch D_t only, replaying history in every step; with
+    sd's weights (new items lambda_t = |D_t| / |L_t|) the loss is an estimate of the mean loss over
+    all of L_t. ``ceil(passes * |L_t| / |D_t|)`` epochs over the new batch give that estimate
+    ``passes`` passes' worth of steps, each replayed item about ``passes`` visits, and each new
+    item the same gradient weight in every round. A fixed epoch count instead shrinks, round
+    after round, to a smaller share of what is labeled: the continual model falls behind
+    (BENCHMARKS.md, "Tuning cal"). ``min_steps`` gives every round at least that many optimizer
+    steps: a handful of labeled items is a handful of steps, too few to absorb a round. With
+    ``threshold``, a round also ends once its new items' running accuracy reaches it.
+    """
+
+    passes: float
+    threshold: float | None = None
+    min_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.passes, (int, float)) and math.isfinite(self.passes) and self.passes > 0):
+            raise ConfigError(f"labeled passes must be a positive number, got {self.passes!r}")
+        if self.threshold is not None:
+            _check_threshold("new-item accuracy", self.threshold)
+        if not (self.min_steps == 0 or is_positive_int(self.min_steps)):
+            raise ConfigError(f"minimum steps must be a non-negative integer, got {self.min_steps!r}")
+
+    def resolve(self, rnd: RoundData, steps_per_epoch: int = 1) -> FixedEpochs | NewItemsLearned:
+        """The rule of round ``rnd`` (``steps_per_epoch``: optimizer steps in one of its epochs)."""
+        labeled = len(rnd.new_ids) + len(rnd.history_ids)
+        epochs = max(1, math.ceil(self.passes * labeled / max(len(rnd.new_ids), 1) - 1e-9),
+                     math.ceil(self.min_steps / max(steps_per_epoch, 1)))
+        return FixedEpochs(epochs) if self.threshold is None else NewItemsLearned(self.threshold, epochs)
+
+    def describe(self) -> str:
+        head = f"{self.passes:g} passes' worth of the labeled set (ceil({self.passes:g} x labeled / new) epochs over the new items"
+        head += f", at least {self.min_steps} steps)" if self.min_steps else ")"
+        return head if self.threshold is None else f"{head}, or until their running accuracy >= {self.threshold:g}"
+
+
+StopRule = FixedEpochs | TrainAccuracy | NewItemsLearned | LabeledPasses

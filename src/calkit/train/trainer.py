@@ -108,27 +108,21 @@ class Trainer:
                     seen += hits.numel()
                     new_seen += step.n_new
                 epochs += 1
-                stats = _epoch_stats(epochs, int(hits_all), seen, int(hits_new), new_seen, rnd.has_history)
+                stats = EpochStats(epochs, int(hits_all) / max(seen, 1), int(hits_new) / max(new_seen, 1))
                 if on_epoch is not None:
-                    on_epoch(epochs, stop_rule.epoch_cap(rnd.has_history), stats.running_accuracy)
+                    on_epoch(epochs, stop_rule.max_epochs, stats.running_accuracy)
                 if stop_rule.should_stop(stats):
                     break
-            if finish_round:
-                self.meter.forward_samples += policy.end_round(ctx)
+        if finish_round:
+            self.finish_round(ctx, policy)
         return FitSummary(epochs, steps, stats.running_accuracy, stats.new_accuracy)
+
+    def finish_round(self, ctx: RoundContext, policy: Policy) -> None:
+        """The policy's end-of-round hook (stored targets are made here), metered as forward passes."""
+        with self.meter.phase("train"):
+            self.meter.forward_samples += policy.end_round(ctx)
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-def _epoch_stats(epochs: int, hits: int, seen: int, new_hits: int, new_seen: int, has_history: bool) -> EpochStats:
-    replay_seen = seen - new_seen
-    return EpochStats(
-        epochs,
-        running_accuracy=hits / max(seen, 1),
-        new_accuracy=new_hits / max(new_seen, 1),
-        replay_accuracy=(hits - new_hits) / replay_seen if replay_seen else None,
-        has_history=has_history,
-    )
