@@ -55,10 +55,12 @@ RESET_VARIANTS: dict[str, dict] = {
     "cos-e30-lr05x": dict(schedule="cosine", max_epochs=30, lr=5e-4),
 }
 
-#: The continual policy: RunConfig overrides of `cal` as shipped ("default").
+#: The continual policy: RunConfig overrides of `cal` as shipped ("default": 3 labeled passes,
+#: at least 40 steps a round, chosen 2026-11-30 as "lp3-s40").
 CAL_VARIANTS: dict[str, dict] = {
     "default": {},
-    # a longer fixed cap
+    # the new-items rule with a fixed epoch cap: e10 was cal's default before 2026-11-30
+    "e10": dict(max_new_epochs=10),
     "e15": dict(max_new_epochs=15),
     "e20": dict(max_new_epochs=20),
     # round length from the labeled set's size (calkit.train.stopping.LabeledPasses)
@@ -69,8 +71,22 @@ CAL_VARIANTS: dict[str, dict] = {
     "lp1-f67": dict(labeled_passes=1.0, replay_fraction=2 / 3),
     "lp1-const": dict(labeled_passes=1.0, schedule="constant"),
     "lp1-nols": dict(labeled_passes=1.0, lr_scaling=False),
+    # the loss, the learning rate and its schedule around lp1
+    "lp1-a75": dict(labeled_passes=1.0, alpha=0.75),
+    "lp1-a100": dict(labeled_passes=1.0, alpha=1.0),
+    "lp1-floor0": dict(labeled_passes=1.0, min_lr_factor=0.0),
+    "lp1-warm5": dict(labeled_passes=1.0, warmup=0.05),
+    "lp1-lr1.5x": dict(labeled_passes=1.0, lr=1.5e-3),
+    # shrink and perturb before every continual round (Ash and Adams, 2020)
+    **{f"lp{k:g}-sp{int(sh * 100)}-{int(pe * 100)}": dict(labeled_passes=k, shrink=sh, perturb=pe)
+       for k in (1.5, 2.0) for sh, pe in ((0.9, 0.05), (0.7, 0.1), (0.5, 0.1))},
     # at least S optimizer steps a round, however small the round
     **{f"lp{k:g}-s{n}": dict(labeled_passes=k, min_round_steps=n) for k in (1.0, 1.5, 2.0) for n in (20, 40)},
+    # the best of the above, combined
+    "lp2.5-s40": dict(labeled_passes=2.5, min_round_steps=40),
+    "lp3-s40": dict(labeled_passes=3.0, min_round_steps=40),
+    "lp2-s40-sp95-5": dict(labeled_passes=2.0, min_round_steps=40, shrink=0.95, perturb=0.05),
+    "lp2-s40-sp90-5": dict(labeled_passes=2.0, min_round_steps=40, shrink=0.9, perturb=0.05),
 }
 
 #: The initial round, shared by every policy: RunConfig overrides of the default initial rule.
@@ -203,6 +219,24 @@ def choose(arm: str, rows: dict[str, dict[str, dict]]) -> tuple[str, list[str]]:
     return chosen, lines
 
 
+def per_budget(entry_name: str, arm: str, variants: list[str], seeds: int, out: Path) -> list[str]:
+    """Markdown rows: each variant's validation relative accuracy at every budget after the start,
+    to see whether it drifts round after round or holds."""
+    entry = _entry(entry_name)
+    root = out / entry.name
+    dataset = dataset_for(entry.base)
+    counts = budget_counts(entry.budgets, dataset.pool_size)
+    spec = CompareSpec(entry.base, (), tuple(range(seeds)), entry.budgets, ("paper",), entry.max_round_size)
+    base = {s: _metrics(root / "_baseline" / "paper" / f"{ARMS[arm][1]}-s{s}") for s in spec.seeds}
+    lines = [f"| {entry.name} | " + " | ".join(f"{c:,}" for c in counts[1:]) + " |",
+             "|---|" + "---:|" * (len(counts) - 1)]
+    for name in variants:
+        mine = {s: _metrics(root / arm / name / f"s{s}") for s in spec.seeds}
+        rows = policy_summary(mine, base, counts, dataset.pool_size)["budgets"][1:]
+        lines.append(f"| {name} | " + " | ".join(f"{r['val_relative_accuracy']:.4f}" for r in rows) + " |")
+    return lines
+
+
 def _finished(variant_dir: Path, seeds: int, prefix: str = "") -> bool:
     return all((variant_dir / f"{prefix}s{s}" / "metrics.jsonl").exists() for s in range(seeds))
 
@@ -275,12 +309,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-only", action="store_true", help="run nothing; tabulate the finished variants")
     parser.add_argument("--choose", action="store_true",
                         help="run nothing; apply the arm's rule to the finished variants of all the entries")
+    parser.add_argument("--per-budget", action="store_true",
+                        help="run nothing; the validation relative accuracy of --variants at every budget")
     args = parser.parse_args(argv)
     variants = args.variants.split(",") if args.variants else list(VARIANTS[args.arm])
     unknown = [v for v in variants if v not in VARIANTS[args.arm]]
     if unknown:
         raise SystemExit(f"unknown {args.arm} variants {unknown}; known: {', '.join(VARIANTS[args.arm])}")
     entries = args.entry or [e.name for e in CPU_SUITE if e.tuning]
+    if args.per_budget:
+        for name in entries:
+            print("\n".join(per_budget(name, args.arm, variants, args.seeds, args.out)) + "\n")
+        return 0
     if args.choose:
         chosen, lines = choose(args.arm, {e: finished_rows(e, args.arm, args.seeds, args.out) for e in entries})
         print("\n".join(lines) + f"\n\nchosen: {chosen}")

@@ -229,14 +229,14 @@ def test_resume_refuses_a_default_that_changed_since_the_run_trained(tmp_path, m
     part.plan = part.plan[:2]
     part.run()
     part.close()
-    trained_cap = CalPolicy.default_epochs
-    monkeypatch.setattr(CalPolicy, "default_epochs", trained_cap + 3)  # as if an upgrade changed it
+    trained = CalPolicy.default_labeled_passes
+    monkeypatch.setattr(CalPolicy, "default_labeled_passes", trained + 1)  # as if an upgrade changed it
     resumed = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
-    with pytest.raises(ConfigError, match=f"cap {trained_cap} epochs.*now .*cap {trained_cap + 3} epochs"):
+    with pytest.raises(ConfigError, match=f"trained with '{trained:g} passes.*now '{trained + 1:g} passes"):
         resumed.run()
     resumed.close()
     config = tmp_path / "r" / "config.yaml"
-    config.write_text(config.read_text().replace("max_new_epochs: null", f"max_new_epochs: {trained_cap}"))
+    config.write_text(config.read_text().replace("labeled_passes: null", f"labeled_passes: {trained}"))
     pinned = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
     assert pinned.run().complete
     pinned.close()

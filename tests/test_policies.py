@@ -21,7 +21,7 @@ from calkit.policies.sd import distillation_kl, scaled_distillation_loss
 from calkit.policies.targets import StoredTargets
 from calkit.tensors import DeviceData
 from calkit.policies.cal import CalPolicy
-from calkit.train import FixedEpochs, NewItemsLearned, TrainAccuracy
+from calkit.train import FixedEpochs, LabeledPasses, NewItemsLearned, TrainAccuracy
 from tests.conftest import make_blobs
 from tests.test_loop import comparable, labeled_set, metrics
 
@@ -310,7 +310,12 @@ def test_continual_policies_default_to_fixed_epochs_and_reset_to_the_accuracy_ru
 
 def test_cal_trains_until_the_new_items_are_learned(tmp_path):
     loop = ActiveLoop.create(tmp_path / "a", _cfg("cal", epochs=None), dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.99, CalPolicy.default_epochs)
+    assert loop.stop_rule == LabeledPasses(3.0, 0.99, 40)
+    assert loop.stop_rule == LabeledPasses(CalPolicy.default_labeled_passes, 0.99, CalPolicy.default_min_round_steps)
+    loop.close()
+    loop = ActiveLoop.create(tmp_path / "p", _cfg("cal", epochs=None, labeled_passes=1.5, min_round_steps=0),
+                             dataset=make_blobs())
+    assert loop.stop_rule == LabeledPasses(1.5, 0.99, 0)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "b", _cfg("cal", epochs=None, new_accuracy=0.9, max_new_epochs=7, max_epochs=30),
                               dataset=make_blobs())
@@ -330,12 +335,24 @@ def test_every_policy_trains_the_initial_round_by_one_shared_rule(tmp_path, poli
 
 
 def test_new_items_rule_ends_rounds_early_on_easy_data(tmp_path):
-    """Separable blobs are learned within a few epochs, below the 10-epoch cap."""
+    """Separable blobs are learned within a few epochs, below the round's cap."""
     loop = ActiveLoop.create(tmp_path / "r", _cfg("cal", epochs=None), dataset=make_blobs())
     assert loop.run().complete
     loop.close()
     records = metrics(tmp_path / "r")
-    assert all(r["epochs"] < 10 for r in records[1:]), [r["epochs"] for r in records]
+    assert all(r["epochs"] < r["epoch_cap"] for r in records[1:]), [r["epochs"] for r in records]
+
+
+def test_cal_rounds_grow_with_the_labeled_set_and_take_at_least_40_steps(tmp_path):
+    data = make_blobs(spread=3.0)
+    loop = ActiveLoop.create(tmp_path / "r", _cfg("cal", epochs=None, rounds=6, batch_size=4), dataset=data)
+    assert loop.run().complete
+    loop.close()
+    records = metrics(tmp_path / "r")
+    # rounds of 10 new items at batch 4 are 3 steps an epoch: 40 steps take 14 epochs, 3 passes over
+    # 30..70 labeled items take 9..21
+    assert [r["epoch_cap"] for r in records[1:]] == [14, 14, 15, 18, 21]
+    assert all(r["epochs"] <= r["epoch_cap"] for r in records[1:])
 
 
 def test_cal_defaults_lean_replay_scaled_rate_and_a_cosine_per_round(tmp_path):

@@ -87,7 +87,7 @@ def test_kill_then_resume_a_run_that_started_from_another(tmp_path):
     run = [*flags, "--rounds", "4", "--policy", "cal", "--start-from", str(tmp_path / "s")]
     done = calkit("run", *run, "--out", str(tmp_path / "ref"))
     assert done.returncode == 0, done.stderr
-    for fault in ("labels:0", "checkpoint:0", "train:2"):
+    for fault in ("checkpoint:0", "train:2"):
         target = tmp_path / fault.replace(":", "")
         killed = calkit("run", *run, "--out", str(target), fault=fault)
         assert killed.returncode == -9

@@ -4,7 +4,7 @@ Each round continues training with continual-learning replay instead of retraini
 (Continual Active Learning, Das et al., TMLR 2023). Importing calkit has no side effects.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from calkit.config import RunConfig  # noqa: E402
 from calkit.data import Dataset, load_dataset  # noqa: E402

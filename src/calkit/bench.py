@@ -36,7 +36,7 @@ class Entry:
     name: str
     base: RunConfig
     tuning: bool
-    policies: tuple[str, ...] = ("cal",)
+    policies: tuple[str, ...] = ("er", "sd", "cal")
     budgets: tuple[str, ...] = ("10%", "15%", "20%", "25%", "30%")
     max_round_size: int | None = None  #: None: compare's default, about 2.5 % of the pool
     setups: tuple[str, ...] = ("paper",)

@@ -47,11 +47,12 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
      "items reaches this [cal: 0.99; the paper's policies train fixed epochs]"),
     ("max-epochs", int, "epoch cap of standard AL's rounds after the initial one [reset: 50; reset-tuned: "
      f"{TunedResetPolicy.default_max_epochs}]"),
-    ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy "
-     f"[cal: {CalPolicy.default_epochs}, else {DEFAULT_CAL_EPOCHS}]"),
+    ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy, instead of --labeled-passes "
+     f"[{DEFAULT_CAL_EPOCHS}]"),
     ("labeled-passes", float, "continual policies: a round takes ceil(K x labeled / new) epochs over its new items, "
-     "K passes' worth of the labeled set (instead of --max-new-epochs)"),
-    ("min-round-steps", int, "continual policies under --labeled-passes: at least this many optimizer steps a round"),
+     f"K passes' worth of the labeled set [cal: {CalPolicy.default_labeled_passes:g}]"),
+    ("min-round-steps", int, "continual policies under --labeled-passes: at least this many optimizer steps a round "
+     f"[cal: {CalPolicy.default_min_round_steps}]"),
     ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
     ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
     ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),

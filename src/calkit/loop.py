@@ -56,6 +56,7 @@ from calkit.train import (
     Trainer,
 )
 from calkit.train.trainer import EpochCallback, LearningRate, set_learning_rate
+from calkit.train.warm_start import shrink_perturb
 
 ModelFactory = Callable[[], nn.Module]
 #: The initial round's rule, the same for every policy: train fresh weights until the epoch's
@@ -321,6 +322,8 @@ class ActiveLoop:
         if state.model is None or self.policy.reinitialize:
             state.model, state.optimizer = self._fresh_model(t)
             state.trained_steps = 0
+        elif self.cfg.shrink < 1.0 or self.cfg.perturb > 0.0:
+            shrink_perturb(state.model, self._fresh_network(t), self.cfg.shrink, self.cfg.perturb)
         assert state.optimizer is not None
         base_lr = self.cfg.lr * self.policy.lr_multiplier(self.cfg.batch_size, rnd)
         set_learning_rate(state.optimizer, base_lr)
@@ -434,9 +437,13 @@ class ActiveLoop:
         atomic_write_text(self.dir.metrics, lines)
 
     def _fresh_model(self, t: int) -> tuple[nn.Module, torch.optim.Optimizer]:
-        seed_torch(self.cfg.seed, t, "init")
-        model = self.model_factory().to(self.data.device)
+        model = self._fresh_network(t)
         return model, self.optimizer_cfg.build(model)
+
+    def _fresh_network(self, t: int) -> nn.Module:
+        """Newly initialised weights, seeded by (seed, t)."""
+        seed_torch(self.cfg.seed, t, "init")
+        return self.model_factory().to(self.data.device)
 
     def _restore(self) -> _TrainingState:
         found = latest_checkpoint(self.dir.checkpoints)

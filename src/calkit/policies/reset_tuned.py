@@ -14,7 +14,15 @@ from calkit.policies.reset import ResetPolicy
 
 
 class TunedResetPolicy(ResetPolicy):
+    """Cosine schedule restarted every round over a 30-epoch horizon, 99 % rule, cap 30.
+
+    Chosen (2026-11-30) from 17 settings by the highest mean validation accuracy relative to
+    `reset` on digits, fashion-mnist (MLP) and fine-foods, seeds 0-2: 1.0108, at 1.10x less
+    compute. The cosine decay is what helps most (fashion-mnist +0.9 %, fine-foods +2.6 %, where
+    the paper's rule over-fits); digits needs the longer horizon (cosine with 20 epochs: -3.1 %).
+    """
+
     name = "reset-tuned"
     default_schedule = "cosine"
     default_train_accuracy = 0.99
-    default_max_epochs = 20
+    default_max_epochs = 30
