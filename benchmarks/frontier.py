@@ -53,6 +53,24 @@ RESET_VARIANTS: dict[str, dict] = {
     "const-lr2x": dict(lr=2e-3),
     "cos-e30-lr2x": dict(schedule="cosine", max_epochs=30, lr=2e-3),
     "cos-e30-lr05x": dict(schedule="cosine", max_epochs=30, lr=5e-4),
+    # a second pass, to match the size of cal's grid: around the first pass's best
+    "cos-e25": dict(schedule="cosine", max_epochs=25),
+    "cos-e40": dict(schedule="cosine", max_epochs=40),
+    "cos-e30-floor0": dict(schedule="cosine", max_epochs=30, min_lr_factor=0.0),
+    "cos-e30-floor05": dict(schedule="cosine", max_epochs=30, min_lr_factor=0.05),
+    "cos-e30-floor30": dict(schedule="cosine", max_epochs=30, min_lr_factor=0.3),
+    "cos-e30-warm5": dict(schedule="cosine", max_epochs=30, warmup=0.05),
+    "cos-e30-warm10": dict(schedule="cosine", max_epochs=30, warmup=0.1),
+    "cos-e30-lr1.5x": dict(schedule="cosine", max_epochs=30, lr=1.5e-3),
+    "cos-e30-lr07x": dict(schedule="cosine", max_epochs=30, lr=7e-4),
+    "cos-e20-lr2x": dict(schedule="cosine", max_epochs=20, lr=2e-3),
+    "cos-e40-lr2x": dict(schedule="cosine", max_epochs=40, lr=2e-3),
+    "cos-e50-lr2x": dict(schedule="cosine", max_epochs=50, lr=2e-3),
+    "const-e20-lr2x": dict(max_epochs=20, lr=2e-3),
+    "const-e25": dict(max_epochs=25),
+    "const-e40": dict(max_epochs=40),
+    "cos-t97-e30": dict(schedule="cosine", train_accuracy=0.97, max_epochs=30),
+    "cos-fixed40": dict(schedule="cosine", epochs=40),
 }
 
 #: The continual policy: RunConfig overrides of `cal` as shipped ("default": 3 labeled passes,
@@ -141,8 +159,8 @@ def finished_rows(entry_name: str, arm: str, seeds: int, out: Path) -> dict[str,
     spec = CompareSpec(entry.base, (), tuple(range(seeds)), entry.budgets, ("paper",), entry.max_round_size)
     reference = ARMS[arm][1]
     rows = {name: _row(root, arm, name, reference, spec, counts, dataset)
-            for name in VARIANTS[arm] if _finished(root / arm / name, seeds)}
-    if arm == "reset" and _finished(root / "_baseline" / "paper", seeds, prefix=f"{reference}-"):
+            for name in VARIANTS[arm] if _finished(root / arm / name, seeds, counts[-1])}
+    if arm == "reset" and _finished(root / "_baseline" / "paper", seeds, counts[-1], prefix=f"{reference}-"):
         rows = {"paper": _row(root, "_baseline", "paper", reference, spec, counts, dataset, prefix=f"{reference}-"),
                 **rows}
     return rows
@@ -237,8 +255,14 @@ def per_budget(entry_name: str, arm: str, variants: list[str], seeds: int, out: 
     return lines
 
 
-def _finished(variant_dir: Path, seeds: int, prefix: str = "") -> bool:
-    return all((variant_dir / f"{prefix}s{s}" / "metrics.jsonl").exists() for s in range(seeds))
+def _finished(variant_dir: Path, seeds: int, last: int | None = None, prefix: str = "") -> bool:
+    """Every seed's run has metrics (and, given ``last``, reached that many labels: a run killed
+    part-way is not finished)."""
+    for seed in range(seeds):
+        path = variant_dir / f"{prefix}s{seed}" / "metrics.jsonl"
+        if not path.exists() or (last is not None and not any(r["labeled"] == last for r in _metrics(path.parent))):
+            return False
+    return True
 
 
 def _metrics(run_dir: Path) -> list[dict]:

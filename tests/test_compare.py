@@ -268,3 +268,17 @@ def test_entropy_correlation_uses_the_entropies_stored_with_each_round(compariso
     monkeypatch.setattr(ActiveLoop, "model_at", no_reload)
     again = _entropy_correlation(out / "paper", "er", "reset-tuned", spec.seeds, blobs())
     assert again == pytest.approx(summary["setups"]["paper"]["entropy_correlation"]["er"], nan_ok=True)
+
+
+def test_an_entry_keeps_the_wall_time_of_the_pass_that_finished_it(tmp_path):
+    from calkit.bench import _entry_seconds
+
+    assert _entry_seconds(tmp_path, 600.0) == 600.0
+    assert _entry_seconds(tmp_path, 2.0) == 600.0, "a rerun that reused the runs reports the first pass's time"
+
+
+def test_bench_defaults_to_seeds_that_no_tuning_used():
+    from calkit.cli import PUBLISHED_SEEDS, build_parser
+
+    args = build_parser().parse_args(["bench", "cpu"])
+    assert args.seeds == PUBLISHED_SEEDS and not set(PUBLISHED_SEEDS) & {0, 1, 2}

@@ -93,3 +93,26 @@ def test_the_rows_are_validation_numbers(tmp_path, frontier):
     write(tmp_path / "reset" / "v" / "s0", [(0.5, 0.5), (0.1, 0.4)])
     row = frontier._row(tmp_path, "reset", "v", "reset", spec, [10, 20], Pool())
     assert row["val_relative_accuracy"] == pytest.approx(0.5)  # 0.4 / 0.8, not the test ratio 0.125
+
+
+def _rows(values: dict[str, tuple[float, float, float]]) -> dict[str, dict]:
+    """variant -> (val relative, worst budget, compute speed-up) as finished_rows gives them."""
+    return {v: dict(val_relative_accuracy=a, worst_val_relative_accuracy=w, speedup_compute=x)
+            for v, (a, w, x) in values.items()}
+
+
+def test_choosing_the_baseline_takes_the_most_accurate_and_breaks_ties_by_cost(frontier):
+    rows = {"d1": _rows({"paper": (1.0, 1.0, 1.0), "cos-e30": (1.010, 1.0, 1.1), "cos-e25": (1.009, 1.0, 1.4),
+                         "const-e10": (0.99, 0.98, 2.4)}),
+            "d2": _rows({"paper": (1.0, 1.0, 1.0), "cos-e30": (1.012, 1.0, 1.1), "cos-e25": (1.011, 1.0, 1.4),
+                         "const-e10": (1.00, 0.99, 2.4)})}
+    chosen, table = frontier.choose("reset", rows)
+    assert chosen == "cos-e25", "within the tie margin of the best, the cheaper wins"
+    assert any(line.startswith("| **cos-e25** |") for line in table)
+
+
+def test_choosing_cal_prefers_parity_everywhere_then_speed_else_accuracy(frontier):
+    both = {"fast": (0.996, 0.991, 5.0), "safe": (1.001, 0.995, 3.0), "slow": (1.002, 0.999, 2.0)}
+    assert frontier.choose("cal", {"d1": _rows(both), "d2": _rows(both)})[0] == "fast"
+    short = {"fast": (0.990, 0.980, 5.0), "safe": (0.994, 0.989, 3.0)}
+    assert frontier.choose("cal", {"d1": _rows(both), "d2": _rows(short)})[0] == "safe", "none at parity: accuracy"

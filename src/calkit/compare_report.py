@@ -361,6 +361,7 @@ def _plots(out: Path, summary: dict) -> list[str]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         return []
     body = summary["policies"]
@@ -377,6 +378,9 @@ def _plots(out: Path, summary: dict) -> list[str]:
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.axhline(PARITY_MEAN, color="grey", lw=0.6, ls=":")
     ax.set_xscale("log")
+    times = FuncFormatter(lambda v, _: f"{v:g}x")
+    ax.xaxis.set_major_formatter(times)
+    ax.xaxis.set_minor_formatter(times)
     ax.set_xlabel(f"speed-up over {summary['baseline']} (compute, cumulative)")
     ax.set_ylabel("relative accuracy (paired, 95 % interval)")
     ax.set_title(f"{summary['dataset']}: each budget after the shared start")

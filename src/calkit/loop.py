@@ -473,7 +473,7 @@ class ActiveLoop:
         """Refuse to train the remaining rounds under other rules than the rounds before them.
 
         A run's config leaves policy defaults unset, so they are resolved again on every resume:
-        after an upgrade that changed one (cal's epoch cap went from 12 to 10), the rest of the
+        after an upgrade that changed one (cal went from an epoch cap to labeled passes), the rest of the
         run would silently train differently. Setting the value in config.yaml pins it.
         """
         now = {"stop_rule": self.rule_of(record["round"]).describe(),

@@ -13,7 +13,7 @@ Fashion-MNIST from 0.994 to 0.989 of its validation accuracy). Three passes hold
 steady; the 40-step floor is for rounds of a few dozen items, which are only a few steps long.
 
 Chosen on validation splits only (digits, Fashion-MNIST with the MLP, fine-foods; seeds 0-2)
-against `reset-tuned`, from 39 settings: none reached parity on all three (fine-foods stays near
+against `reset-tuned`, from 34 settings: none reached parity on all three (fine-foods stays near
 0.99 whatever the round length), so the rule took the highest mean validation relative accuracy
 (0.9995, at 3.1x less compute). BENCHMARKS.md, "How the defaults were chosen", has the tables;
 `benchmarks/frontier.py --arm cal` reruns them. The paper's settings (m' = 2m, fixed 20 epochs,

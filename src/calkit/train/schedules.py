@@ -16,9 +16,9 @@ rounds). Four shapes:
   1 - sqrt(p), the shape Hagele et al. found best.
 
 A policy that starts every round from fresh weights (standard AL) sees each round as a first
-round: its ``trained`` count is zero every time. A policy that keeps its weights trains its
-initial round like standard AL (constant rate, no anneal; the loop decides this), so the
-schedule's first round is the first continual one.
+round: its ``trained`` count is zero every time. Every policy trains the initial round at a
+constant rate with no anneal (the loop's shared initial round), so a schedule's first round is
+the one after it.
 """
 
 from __future__ import annotations
