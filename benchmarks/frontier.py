@@ -73,10 +73,12 @@ RESET_VARIANTS: dict[str, dict] = {
     "cos-fixed40": dict(schedule="cosine", epochs=40),
 }
 
-#: The continual policy: RunConfig overrides of `cal` as shipped ("default": 3 labeled passes,
-#: at least 40 steps a round, chosen 2026-11-30 as "lp3-s40").
-CAL_VARIANTS: dict[str, dict] = {
-    "default": {},
+#: The continual policy: RunConfig overrides of `cal` as shipped ("default": 2 labeled passes, at
+#: least 40 steps a round, shrink 0.9 and perturb 0.05; chosen 2026-11-30 as "lp2-s40-sp90-5").
+#: The tuning variants below override `cal` as it stood while they ran (no step floor, no shrink
+#: and perturb), so that rerunning them means the same whatever `cal`'s defaults are now.
+CAL_TUNING_BASE = dict(min_round_steps=0, shrink=1.0, perturb=0.0)
+_CAL_TUNING: dict[str, dict] = {
     # the new-items rule with a fixed epoch cap: e10 was cal's default before 2026-11-30
     "e10": dict(max_new_epochs=10),
     "e15": dict(max_new_epochs=15),
@@ -106,6 +108,7 @@ CAL_VARIANTS: dict[str, dict] = {
     "lp2-s40-sp95-5": dict(labeled_passes=2.0, min_round_steps=40, shrink=0.95, perturb=0.05),
     "lp2-s40-sp90-5": dict(labeled_passes=2.0, min_round_steps=40, shrink=0.9, perturb=0.05),
 }
+CAL_VARIANTS: dict[str, dict] = {"default": {}, **{k: {**CAL_TUNING_BASE, **v} for k, v in _CAL_TUNING.items()}}
 
 #: The initial round, shared by every policy: RunConfig overrides of the default initial rule.
 INITIAL_VARIANTS: dict[str, dict] = {
@@ -138,6 +141,8 @@ def run_arm(entry_name: str, arm: str, variants: list[str], seeds: int, out: Pat
     if run:
         run_compare(spec, baseline, dataset=dataset, log=lambda line: None)  # the start and both resets
         for name in variants:
+            if _finished(root / arm / name, seeds, counts[-1]):
+                continue  # read, not reopened: a finished run has nothing left to do
             for seed in spec.seeds:
                 cfg = dataclasses.replace(run_config(spec, "paper", policy, seed, sizes), **VARIANTS[arm][name])
                 run_one(root / arm / name / f"s{seed}", cfg, dataset, start=baseline / "start" / f"s{seed}")

@@ -282,3 +282,17 @@ def test_bench_defaults_to_seeds_that_no_tuning_used():
 
     args = build_parser().parse_args(["bench", "cpu"])
     assert args.seeds == PUBLISHED_SEEDS and not set(PUBLISHED_SEEDS) & {0, 1, 2}
+
+
+def test_a_run_with_shrink_and_perturb_written_out_matches_one_that_leaves_them_to_the_policy(tmp_path):
+    """Runs made when shrink and perturb were plain numbers are reused, not refused, when they mean the same."""
+    spec = CompareSpec(RunConfig(dataset="blobs", model="mlp:16", batch_size=16), ("er",), (0,), ("20%", "30%"),
+                       ("paper",), 10)
+    run_compare(spec, tmp_path, dataset=blobs(), log=lambda line: None)
+    config = tmp_path / "paper" / "er-s0" / "config.yaml"
+    assert "shrink: null" in config.read_text()
+    config.write_text(config.read_text().replace("shrink: null", "shrink: 1.0").replace("perturb: null", "perturb: 0.0"))
+    run_compare(spec, tmp_path, dataset=blobs(), log=lambda line: None)  # reused
+    config.write_text(config.read_text().replace("shrink: 1.0", "shrink: 0.5"))
+    with pytest.raises(ConfigError, match="shrink"):
+        run_compare(spec, tmp_path, dataset=blobs(), log=lambda line: None)

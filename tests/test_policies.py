@@ -22,6 +22,7 @@ from calkit.policies.targets import StoredTargets
 from calkit.tensors import DeviceData
 from calkit.policies.cal import CalPolicy
 from calkit.train import FixedEpochs, LabeledPasses, NewItemsLearned, TrainAccuracy
+from calkit.train.warm_start import ShrinkPerturb
 from tests.conftest import make_blobs
 from tests.test_loop import comparable, labeled_set, metrics
 
@@ -174,6 +175,15 @@ def test_the_learning_rate_is_set_per_round(tmp_path):
     loop.close()
 
 
+
+def test_reset_tuned_trains_later_rounds_at_one_and_a_half_times_the_rate(tmp_path):
+    """The shared initial round keeps the configured rate (its model is taken over by every policy)."""
+    loop = ActiveLoop.create(tmp_path / "r", _cfg("reset-tuned", schedule="constant", rounds=2), dataset=make_blobs())
+    assert loop.run().complete
+    assert load_checkpoint(checkpoint_path(loop.dir.checkpoints, 0))["optimizer"]["param_groups"][0]["lr"] == 0.01
+    assert load_checkpoint(checkpoint_path(loop.dir.checkpoints, 1))["optimizer"]["param_groups"][0]["lr"] == 0.015
+    loop.close()
+
 # -- stored targets -------------------------------------------------------------------------
 def test_stored_targets_are_written_once_per_item():
     targets = StoredTargets()
@@ -310,8 +320,9 @@ def test_continual_policies_default_to_fixed_epochs_and_reset_to_the_accuracy_ru
 
 def test_cal_trains_until_the_new_items_are_learned(tmp_path):
     loop = ActiveLoop.create(tmp_path / "a", _cfg("cal", epochs=None), dataset=make_blobs())
-    assert loop.stop_rule == LabeledPasses(3.0, 0.99, 40)
+    assert loop.stop_rule == LabeledPasses(2.0, 0.99, 40)
     assert loop.stop_rule == LabeledPasses(CalPolicy.default_labeled_passes, 0.99, CalPolicy.default_min_round_steps)
+    assert loop.warm_start == ShrinkPerturb(0.9, 0.05)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "p", _cfg("cal", epochs=None, labeled_passes=1.5, min_round_steps=0),
                              dataset=make_blobs())
@@ -345,7 +356,8 @@ def test_new_items_rule_ends_rounds_early_on_easy_data(tmp_path):
 
 def test_cal_rounds_grow_with_the_labeled_set_and_take_at_least_40_steps(tmp_path):
     data = make_blobs(spread=3.0)
-    loop = ActiveLoop.create(tmp_path / "r", _cfg("cal", epochs=None, rounds=6, batch_size=4), dataset=data)
+    loop = ActiveLoop.create(tmp_path / "r", _cfg("cal", epochs=None, rounds=6, batch_size=4, labeled_passes=3.0),
+                             dataset=data)
     assert loop.run().complete
     loop.close()
     records = metrics(tmp_path / "r")

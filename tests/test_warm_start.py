@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -47,3 +49,27 @@ def test_the_loop_shrinks_a_kept_model_before_each_later_round(tmp_path):
             torch.testing.assert_close(r1[key], 0.5 * r0[key], atol=1e-6, rtol=1e-4)
     (p0, p1) = _first_layer_after(tmp_path, "plain", policy="er")
     assert all(torch.allclose(p1[k], p0[k], atol=1e-6) for k in p0 if k.endswith("weight"))
+
+
+def test_cal_shrinks_by_default_and_every_record_says_what_the_model_went_through(tmp_path):
+    (r0, r1) = _first_layer_after(tmp_path, "cal", policy="cal")
+    assert not all(torch.allclose(r1[k], r0[k], atol=1e-6) for k in r0 if k.endswith("weight"))
+    (c0, c1) = _first_layer_after(tmp_path, "off", policy="cal", shrink=1.0, perturb=0.0)
+    assert all(torch.allclose(c1[k], c0[k], atol=1e-6) for k in c0 if k.endswith("weight"))
+    records = [json.loads(line) for line in (tmp_path / "cal" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["warm_start"] for r in records] == ["none", "shrink 0.9, perturb 0.05"]
+    reset = [json.loads(line) for line in (tmp_path / "off" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["warm_start"] for r in reset] == ["none", "none"]
+
+
+def test_resume_refuses_a_run_whose_warm_start_would_change(tmp_path):
+    cfg = RunConfig(dataset="blobs", model="mlp:16", policy="cal", initial=20, round_size=10, rounds=2, epochs=1)
+    loop = ActiveLoop.create(tmp_path / "r", cfg, dataset=make_blobs())
+    assert loop.run().complete  # round 1 was shrunk by cal's default
+    loop.close()
+    config = tmp_path / "r" / "config.yaml"
+    edited = config.read_text().replace("rounds: 2", "rounds: 3").replace("shrink: null", "shrink: 0.5")
+    assert "shrink: 0.5" in edited
+    config.write_text(edited)
+    with pytest.raises(ConfigError, match="warm_start"):
+        ActiveLoop.open(tmp_path / "r", dataset=make_blobs()).run()

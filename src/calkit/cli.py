@@ -53,6 +53,10 @@ RUN_FLAGS: list[tuple[str, type, str]] = [
      f"K passes' worth of the labeled set [cal: {CalPolicy.default_labeled_passes:g}]"),
     ("min-round-steps", int, "continual policies under --labeled-passes: at least this many optimizer steps a round "
      f"[cal: {CalPolicy.default_min_round_steps}]"),
+    ("shrink", float, "policies that keep the model: multiply its weights by this before each later round "
+     f"[cal: {CalPolicy.default_shrink:g}; others 1, off]"),
+    ("perturb", float, "with --shrink: add this times a fresh initialisation [cal: "
+     f"{CalPolicy.default_perturb:g}; others 0]"),
     ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
     ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
     ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),

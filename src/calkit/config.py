@@ -49,8 +49,8 @@ class RunConfig:
     max_new_epochs: int | None = None
     labeled_passes: float | None = None
     min_round_steps: int | None = None
-    shrink: float = 1.0  #: continual policies: shrink and perturb before each round (1.0: off)
-    perturb: float = 0.0
+    shrink: float | None = None  #: kept models: shrink and perturb before each round (None: the policy's)
+    perturb: float | None = None
     replay_size: int | None = None
     replay_fraction: float | None = None
     alpha: float | None = None
@@ -110,7 +110,7 @@ class RunConfig:
             raise ConfigError(f"min-round-steps must be a non-negative integer, got {self.min_round_steps!r}")
         if self.labeled_passes is not None and self.max_new_epochs is not None:
             raise ConfigError("give labeled-passes or max-new-epochs, not both: each sets a continual round's length")
-        check_shrink_perturb(self.shrink, self.perturb)
+        check_shrink_perturb(1.0 if self.shrink is None else self.shrink, 0.0 if self.perturb is None else self.perturb)
         self.policy_options()  # validates the policy settings
         self.lr_schedule()
         return self

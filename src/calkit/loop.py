@@ -56,7 +56,7 @@ from calkit.train import (
     Trainer,
 )
 from calkit.train.trainer import EpochCallback, LearningRate, set_learning_rate
-from calkit.train.warm_start import shrink_perturb
+from calkit.train.warm_start import ShrinkPerturb, shrink_perturb
 
 ModelFactory = Callable[[], nn.Module]
 #: The initial round's rule, the same for every policy: train fresh weights until the epoch's
@@ -134,6 +134,7 @@ class ActiveLoop:
         self.initial_rule = initial_rule_for(cfg)
         self.stop_rule = stop_rule_for(cfg, self.policy)
         self.schedule = cfg.lr_schedule(self.policy.default_schedule)
+        self.warm_start = warm_start_for(cfg, self.policy)
         self.optimizer_cfg = OptimizerConfig(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
         self.model_factory = model_factory or self._spec_factory()
         self.data = DeviceData(dataset, _device(cfg.device))
@@ -322,8 +323,8 @@ class ActiveLoop:
         if state.model is None or self.policy.reinitialize:
             state.model, state.optimizer = self._fresh_model(t)
             state.trained_steps = 0
-        elif self.cfg.shrink < 1.0 or self.cfg.perturb > 0.0:
-            shrink_perturb(state.model, self._fresh_network(t), self.cfg.shrink, self.cfg.perturb)
+        elif self.warm_start.active:
+            shrink_perturb(state.model, self._fresh_network(t), self.warm_start.shrink, self.warm_start.perturb)
         assert state.optimizer is not None
         base_lr = self.cfg.lr * self.policy.lr_multiplier(self.cfg.batch_size, rnd)
         set_learning_rate(state.optimizer, base_lr)
@@ -407,7 +408,12 @@ class ActiveLoop:
             "acquisition": self.acquisition.name,
             "stop_rule": self.rule_of(t).describe(),
             "schedule": "constant" if t == 0 else self.schedule.describe(),
+            "warm_start": self.warm_start_of(t),
         }
+
+    def warm_start_of(self, t: int) -> str:
+        """What the model went through before round ``t`` trained ("none" for fresh weights)."""
+        return "none" if t == 0 or self.policy.reinitialize else self.warm_start.describe()
 
     def rule_of(self, t: int) -> StopRule:
         """The stopping rule round ``t`` trains with: the shared initial rule, then the policy's."""
@@ -477,7 +483,8 @@ class ActiveLoop:
         run would silently train differently. Setting the value in config.yaml pins it.
         """
         now = {"stop_rule": self.rule_of(record["round"]).describe(),
-               "schedule": "constant" if record["round"] == 0 else self.schedule.describe()}
+               "schedule": "constant" if record["round"] == 0 else self.schedule.describe(),
+               "warm_start": self.warm_start_of(record["round"])}
         changed = [f"{key}: trained with '{record[key]}', now '{value}'"
                    for key, value in now.items() if key in record and record[key] != value]
         if changed:
@@ -485,7 +492,7 @@ class ActiveLoop:
                 f"{self.dir.path}: its settings no longer resolve to the rules its rounds trained with "
                 f"({'; '.join(changed)}), because a default changed in this calkit ({__version__}) or config.yaml "
                 f"was edited. A run keeps one set of rules: set the values in {self.dir.config} (for example "
-                "max_new_epochs, new_accuracy, max_epochs, schedule) so that they resolve as before, or start a new run"
+                "max_new_epochs, new_accuracy, max_epochs, schedule, shrink) so that they resolve as before, or start a new run"
             )
 
     def _spec_factory(self) -> ModelFactory:
@@ -545,6 +552,12 @@ def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:
     if cfg.new_accuracy is not None:  # without replay every trained item is new
         return NewItemsLearned(cfg.new_accuracy, cfg.max_new_epochs or cap)
     return TrainAccuracy(policy.default_train_accuracy, cap)
+
+
+def warm_start_for(cfg: RunConfig, policy: Policy) -> ShrinkPerturb:
+    """Shrink and perturb of a kept model: the run's values, else the policy's defaults."""
+    return ShrinkPerturb(policy.default_shrink if cfg.shrink is None else cfg.shrink,
+                         policy.default_perturb if cfg.perturb is None else cfg.perturb)
 
 
 def start_key(cfg: RunConfig, dataset: Dataset) -> dict:

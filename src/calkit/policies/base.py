@@ -101,6 +101,9 @@ class Policy(ABC):
     #: reaches this, capped at ``default_max_epochs`` (the CAL paper's baseline: 0.99, cap 50 here).
     default_train_accuracy: ClassVar[float] = 0.99
     default_max_epochs: ClassVar[int] = 50
+    #: Shrink and perturb of a kept model before each later round (1.0 and 0.0: off).
+    default_shrink: ClassVar[float] = 1.0
+    default_perturb: ClassVar[float] = 0.0
 
     @abstractmethod
     def epoch_steps(self, ctx: RoundContext) -> Iterator[Step]:

@@ -8,6 +8,8 @@ while keeping most of what the model learned. Buffers (batch-norm statistics) ar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -19,6 +21,24 @@ def check_shrink_perturb(shrink: float, perturb: float) -> None:
         raise ConfigError(f"shrink must be in (0, 1], got {shrink}")
     if not 0.0 <= perturb <= 1.0:
         raise ConfigError(f"perturb must be in [0, 1], got {perturb}")
+
+
+@dataclass(frozen=True)
+class ShrinkPerturb:
+    """What a kept model goes through before each round after the initial one."""
+
+    shrink: float = 1.0
+    perturb: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_shrink_perturb(self.shrink, self.perturb)
+
+    @property
+    def active(self) -> bool:
+        return self.shrink < 1.0 or self.perturb > 0.0
+
+    def describe(self) -> str:
+        return f"shrink {self.shrink:g}, perturb {self.perturb:g}" if self.active else "none"
 
 
 @torch.no_grad()
