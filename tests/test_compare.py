@@ -86,7 +86,14 @@ def test_summary_has_the_documented_shape(comparison):
 
 def test_the_same_setup_gives_every_policy_the_same_epochs_and_schedule(comparison):
     same = comparison[2]["setups"]["same"]["stopping_rules"]
-    assert set(same.values()) == {"fixed 4 epochs; LR schedule cosine restarted each round (warm-up 1%, down to 0.1x)"}
+    for rule in same.values():
+        assert rule.startswith("fixed 4 epochs; learning rate ")
+        assert ", schedule cosine restarted each round (warm-up 1%, down to 0.1x)" in rule
+    paper = comparison[2]["setups"]["paper"]["stopping_rules"]
+    # the rate each policy's later rounds start from: reset-tuned's 1.5x, cal's (m + m')/m with m' = m
+    lr = comparison[1].base.lr
+    assert f"learning rate {1.5 * lr:g}" in paper["reset-tuned"] and f"learning rate {lr:g}" in paper["reset"]
+    assert f"learning rate {2 * lr:g}" in paper["cal"] and paper["cal"].endswith("before each round shrink 0.9, perturb 0.05")
 
 
 def test_every_policy_of_a_seed_continues_from_one_trained_start(comparison):

@@ -11,7 +11,8 @@ import numpy as np
 from calkit.checkpoint import atomic_write_text
 from calkit.data import Dataset
 from calkit.evaluate import predictive_entropy
-from calkit.loop import ActiveLoop
+from calkit.config import RunConfig
+from calkit.loop import ActiveLoop, later_round_lr
 from calkit.models import batched_inference
 from calkit.policies import POLICIES, ReplayPolicy, resolve_policy_name
 from calkit.stats import PARITY_LOWER, PARITY_MEAN, ci95, mean_std, parity, ratio
@@ -53,10 +54,14 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _training_rule(record: dict) -> str:
-    """The stopping rule, plus the LR schedule when it is not the constant default."""
+def _training_rule(record: dict, run_dir: Path) -> str:
+    """How a policy's later rounds trained: the stopping rule, the learning rate (with its schedule
+    when it is not constant) and what a kept model went through before each round."""
     schedule = record.get("schedule", "constant")
-    return record["stop_rule"] + ("" if schedule == "constant" else f"; LR schedule {schedule}")
+    lr = f"; learning rate {later_round_lr(RunConfig.from_yaml(run_dir / 'config.yaml')):g}"
+    warm = record.get("warm_start", "none")
+    return (record["stop_rule"] + lr + ("" if schedule == "constant" else f", schedule {schedule}")
+            + ("" if warm == "none" else f"; before each round {warm}"))
 
 
 def summarize(out: Path, spec: "CompareSpec", counts: list[int], dataset: Dataset) -> dict:
@@ -73,7 +78,8 @@ def summarize(out: Path, spec: "CompareSpec", counts: list[int], dataset: Datase
                 for p in names
             },
             "initial_rule": runs[primary][first_seed][0]["stop_rule"],
-            "stopping_rules": {p: _training_rule(runs[p][first_seed][-1]) for p in names},
+            "stopping_rules": {p: _training_rule(runs[p][first_seed][-1], out / setup / f"{p}-s{first_seed}")
+                               for p in names},
             "forgetting": {p: _forgetting(list(runs[p].values())) for p in names},
             "entropy_correlation": {
                 p: _entropy_correlation(out / setup, p, primary, spec.seeds, dataset) for p in names if is_continual(p)

@@ -554,6 +554,13 @@ def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:
     return TrainAccuracy(policy.default_train_accuracy, cap)
 
 
+def later_round_lr(cfg: RunConfig) -> float:
+    """The learning rate a round after the initial one starts from (before its schedule)."""
+    policy = make_policy(cfg.policy, cfg.policy_options())
+    later = RoundData(1, new_ids=np.arange(1), history_ids=np.arange(1))
+    return cfg.lr * policy.lr_multiplier(cfg.batch_size, later)
+
+
 def warm_start_for(cfg: RunConfig, policy: Policy) -> ShrinkPerturb:
     """Shrink and perturb of a kept model: the run's values, else the policy's defaults."""
     return ShrinkPerturb(policy.default_shrink if cfg.shrink is None else cfg.shrink,
