@@ -4,6 +4,7 @@ refusing to run on a CPU."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 
@@ -216,7 +217,7 @@ def test_seeds_are_a_count_a_range_or_a_list():
     assert parse_seeds("100-104") == (100, 101, 102, 103, 104)
     assert parse_seeds("3,7") == (3, 7)
     for bad in ("0", "x", "5-3", "1,1"):
-        with pytest.raises(Exception):
+        with pytest.raises(argparse.ArgumentTypeError):
             parse_seeds(bad)
     assert [seeds_text(s) for s in ((0, 1, 2), (100, 101, 102), (3, 7))] == ["3", "100-102", "3,7"]
 

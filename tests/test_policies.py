@@ -184,6 +184,21 @@ def test_reset_tuned_trains_later_rounds_at_one_and_a_half_times_the_rate(tmp_pa
     assert load_checkpoint(checkpoint_path(loop.dir.checkpoints, 1))["optimizer"]["param_groups"][0]["lr"] == 0.015
     loop.close()
 
+
+def test_resume_refuses_a_run_whose_learning_rate_would_change(tmp_path, monkeypatch):
+    """A calkit that changed a policy's rate must not finish an old run at the new one."""
+    from calkit.policies.reset_tuned import TunedResetPolicy
+
+    loop = ActiveLoop.create(tmp_path / "r", _cfg("reset-tuned", rounds=2), dataset=make_blobs())
+    assert loop.run().complete
+    loop.close()
+    assert [r["lr"] for r in metrics(tmp_path / "r")] == [0.01, 0.015]
+    config = tmp_path / "r" / "config.yaml"
+    config.write_text(config.read_text().replace("rounds: 2", "rounds: 3"))
+    monkeypatch.setattr(TunedResetPolicy, "lr_factor", 1.0)
+    with pytest.raises(ConfigError, match="lr: trained with '0.015'"):
+        ActiveLoop.open(tmp_path / "r", dataset=make_blobs()).run()
+
 # -- stored targets -------------------------------------------------------------------------
 def test_stored_targets_are_written_once_per_item():
     targets = StoredTargets()

@@ -15,7 +15,8 @@ seconds, sample-gradients, compute and end to end (training plus acquisition).
 Setups: ``paper`` runs each policy with its own default stopping rule (standard AL until 99 %
 running training accuracy, capped; CAL a fixed number of epochs over the new batch, which
 ``--epochs`` sets), as the CAL paper did; ``same`` gives every policy the same fixed number of
-epochs and the same learning-rate schedule, a like-for-like comparison.
+epochs and the same learning-rate schedule, so that what differs is how a round trains (each
+policy keeps its own learning rate and warm start: cal's replay scaling and shrink and perturb).
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ def _training_rule(record: dict, run_dir: Path) -> str:
     """How a policy's later rounds trained: the stopping rule, the learning rate (with its schedule
     when it is not constant) and what a kept model went through before each round."""
     schedule = record.get("schedule", "constant")
-    lr = f"; learning rate {later_round_lr(RunConfig.from_yaml(run_dir / 'config.yaml')):g}"
+    rate = record["lr"] if "lr" in record else later_round_lr(RunConfig.from_yaml(run_dir / "config.yaml"))
+    lr = f"; learning rate {rate:g}"
     warm = record.get("warm_start", "none")
     return (record["stop_rule"] + lr + ("" if schedule == "constant" else f", schedule {schedule}")
             + ("" if warm == "none" else f"; before each round {warm}"))

@@ -326,7 +326,7 @@ class ActiveLoop:
         elif self.warm_start.active:
             shrink_perturb(state.model, self._fresh_network(t), self.warm_start.shrink, self.warm_start.perturb)
         assert state.optimizer is not None
-        base_lr = self.cfg.lr * self.policy.lr_multiplier(self.cfg.batch_size, rnd)
+        base_lr = self.lr_of(t)
         set_learning_rate(state.optimizer, base_lr)
         seed_torch(self.cfg.seed, t, "train")
         lr_at = self._round_schedule(rnd, rule.max_epochs, base_lr, state.trained_steps)
@@ -409,7 +409,13 @@ class ActiveLoop:
             "stop_rule": self.rule_of(t).describe(),
             "schedule": "constant" if t == 0 else self.schedule.describe(),
             "warm_start": self.warm_start_of(t),
+            "lr": self.lr_of(t),
         }
+
+    def lr_of(self, t: int) -> float:
+        """The learning rate round ``t`` starts from, before its schedule: the configured one for
+        the shared initial round, the policy's (reset-tuned's 1.5x, cal's replay scaling) after."""
+        return self.cfg.lr if t == 0 else later_round_lr(self.cfg, self.policy)
 
     def warm_start_of(self, t: int) -> str:
         """What the model went through before round ``t`` trained ("none" for fresh weights)."""
@@ -484,7 +490,8 @@ class ActiveLoop:
         """
         now = {"stop_rule": self.rule_of(record["round"]).describe(),
                "schedule": "constant" if record["round"] == 0 else self.schedule.describe(),
-               "warm_start": self.warm_start_of(record["round"])}
+               "warm_start": self.warm_start_of(record["round"]),
+               "lr": self.lr_of(record["round"])}
         changed = [f"{key}: trained with '{record[key]}', now '{value}'"
                    for key, value in now.items() if key in record and record[key] != value]
         if changed:
@@ -492,7 +499,7 @@ class ActiveLoop:
                 f"{self.dir.path}: its settings no longer resolve to the rules its rounds trained with "
                 f"({'; '.join(changed)}), because a default changed in this calkit ({__version__}) or config.yaml "
                 f"was edited. A run keeps one set of rules: set the values in {self.dir.config} (for example "
-                "max_new_epochs, new_accuracy, max_epochs, schedule, shrink) so that they resolve as before, or start a new run"
+                "max_new_epochs, new_accuracy, max_epochs, schedule, shrink, lr) so that they resolve as before, or start a new run"
             )
 
     def _spec_factory(self) -> ModelFactory:
@@ -554,9 +561,10 @@ def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:
     return TrainAccuracy(policy.default_train_accuracy, cap)
 
 
-def later_round_lr(cfg: RunConfig) -> float:
-    """The learning rate a round after the initial one starts from (before its schedule)."""
-    policy = make_policy(cfg.policy, cfg.policy_options())
+def later_round_lr(cfg: RunConfig, policy: Policy | None = None) -> float:
+    """The learning rate a round after the initial one starts from (before its schedule); every
+    such round has earlier rounds to replay, which is all the policies' multipliers look at."""
+    policy = policy or make_policy(cfg.policy, cfg.policy_options())
     later = RoundData(1, new_ids=np.arange(1), history_ids=np.arange(1))
     return cfg.lr * policy.lr_multiplier(cfg.batch_size, later)
 
