@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from calkit.answers import QUERY_FIELDS, ingest, pending_round, write_query
-from calkit.cli import main
+from calkit.cli import EXIT_AWAITING_LABELS, main
 from calkit.config import RunConfig
 from calkit.errors import IngestError, LedgerError
 from calkit.ledger import Ledger
@@ -380,7 +380,7 @@ def _cli_run(run_dir: Path, npz: Path, capsys) -> str:
     code = main(["run", "--dataset", str(npz), "--oracle", "files", "--initial", "20", "--round-size", "10",
                  "--rounds", "3", "--epochs", "2", "--model", "mlp:16", "--out", str(run_dir), "--quiet"])
     out = capsys.readouterr().out
-    assert code == 0
+    assert code == EXIT_AWAITING_LABELS  # stopped for labels: not done, not failed
     return out
 
 
@@ -422,7 +422,7 @@ def test_cli_query_ingest_resume(tmp_path, blobs_npz, capsys):
     captured = capsys.readouterr()
     assert captured.err.startswith("calkit: error:") and "no query is pending" in captured.err
 
-    assert main(["resume", str(run_dir), "--quiet"]) == 0
+    assert main(["resume", str(run_dir), "--quiet"]) == EXIT_AWAITING_LABELS  # trained, next query open
     out = capsys.readouterr().out
     assert "round 1: 10 items await labels" in out
     assert main(["query", str(run_dir)]) == 0

@@ -53,13 +53,18 @@ def test_train_accuracy_flag_overrides_epochs_from_config(tmp_path, capsys):
         (["--dataset", "nowhere.npz", "--rounds", "3"], "nowhere.npz"),
         (["--dataset", "digits", "--rounds", "3", "--budget", "lots"], "cannot read budget"),
         (["--dataset", "digits", "--rounds", "0"], "rounds must be a positive integer"),
+        (["--dataset", "digits", "--rounds", "3", "--optimizer", "adamw"], "unknown optimizer 'adamw'"),
+        (["--dataset", "digits", "--rounds", "3", "--lr", "-1"], "learning rate must be a positive number"),
+        (["--dataset", "digits", "--rounds", "3", "--lr", "inf"], "learning rate must be a positive number"),
+        (["--dataset", "digits", "--rounds", "3", "--weight-decay", "nan"], "weight decay must be >= 0"),
     ],
 )
-def test_bad_input_exits_2_with_a_message(tmp_path, capsys, args, message):
+def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, capsys, args, message):
     assert main(["run", *args, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("calkit: error:") and message in err
     assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # a rerun is a fresh start, not a "resume" of a broken run
 
 
 def test_report_and_resume_on_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -190,7 +190,7 @@ def test_real_fashion_mnist():
 
 def test_digits_shapes_and_fixed_split():
     a = load_dataset("digits")
-    b = load_dataset("digits", seed=123)
+    b = load_dataset("digits")  # a second load: the split is fixed, not drawn per call
     assert a.x_train.shape[1:] == (1, 8, 8) and a.x_train.dtype == np.float32
     assert a.class_names == tuple(str(i) for i in range(10))
     assert a.pool_size + a.x_test.shape[0] == 1797
@@ -230,7 +230,7 @@ def test_npz_int_labels_with_holdout(tmp_path):
     assert np.bincount(ds.y_test, minlength=4).min() >= 2  # stratified
     assert ds.x_train.dtype == np.float32
     np.testing.assert_allclose(ds.x_train, x[ds.ids].astype(np.float32))
-    assert load_dataset(str(tmp_path / "data.npz"), test_fraction=0.25, seed=5).ids.tolist() == ds.ids.tolist()
+    assert load_dataset(str(tmp_path / "data.npz"), test_fraction=0.25).ids.tolist() == ds.ids.tolist()
 
 
 def test_npz_no_normalisation_and_lowercase_x(tmp_path):

@@ -14,6 +14,10 @@ from calkit.policies.cal import CalPolicy
 from calkit.policies.replay import DEFAULT_CAL_EPOCHS
 from calkit.policies.reset_tuned import TunedResetPolicy
 
+#: Exit status of `run` and `resume` when the run stopped to wait for people's labels: neither
+#: done (0) nor failed (2), so that scripts can tell the three apart.
+EXIT_AWAITING_LABELS = 3
+
 #: The seeds of published benchmark numbers: never used while tuning (tuning uses 0, 1, 2).
 PUBLISHED_SEEDS = (100, 101, 102, 103, 104)
 
@@ -344,7 +348,7 @@ def _finish(loop) -> int:
         f"run `calkit query {loop.dir.path}`, label them, `calkit ingest {loop.dir.path} FILE`, "
         f"then `calkit resume {loop.dir.path}`"
     )
-    return 0
+    return EXIT_AWAITING_LABELS
 
 
 if __name__ == "__main__":  # pragma: no cover

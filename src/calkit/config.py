@@ -18,6 +18,7 @@ import yaml
 from calkit.errors import ConfigError, is_positive_int
 from calkit.policies.options import PolicyOptions
 from calkit.train.schedules import Schedule
+from calkit.train.trainer import OptimizerConfig
 from calkit.train.warm_start import check_shrink_perturb
 
 ORACLES = ("simulated", "files")
@@ -113,7 +114,11 @@ class RunConfig:
         check_shrink_perturb(1.0 if self.shrink is None else self.shrink, 0.0 if self.perturb is None else self.perturb)
         self.policy_options()  # validates the policy settings
         self.lr_schedule()
+        self.optimizer_config()
         return self
+
+    def optimizer_config(self) -> OptimizerConfig:
+        return OptimizerConfig(self.optimizer, self.lr, self.momentum, self.weight_decay)
 
     def lr_schedule(self, default: str = "constant") -> Schedule:
         return Schedule(self.schedule or default, self.warmup, self.min_lr_factor, self.const_lr_factor, self.cooldown,

@@ -50,7 +50,6 @@ from calkit.train import (
     FixedEpochs,
     LabeledPasses,
     NewItemsLearned,
-    OptimizerConfig,
     StopRule,
     TrainAccuracy,
     Trainer,
@@ -135,7 +134,7 @@ class ActiveLoop:
         self.stop_rule = stop_rule_for(cfg, self.policy)
         self.schedule = cfg.lr_schedule(self.policy.default_schedule)
         self.warm_start = warm_start_for(cfg, self.policy)
-        self.optimizer_cfg = OptimizerConfig(cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
+        self.optimizer_cfg = cfg.optimizer_config()
         self.model_factory = model_factory or self._spec_factory()
         self.data = DeviceData(dataset, _device(cfg.device))
 

@@ -40,8 +40,6 @@ class Progress:
 
     def round_done(self, record: dict) -> None: ...
 
-    def message(self, text: str) -> None: ...
-
 
 class ConsoleProgress(Progress):
     """Prints the round table; shows a live epoch line only when stderr is a terminal."""
@@ -68,6 +66,3 @@ class ConsoleProgress(Progress):
         if self._live:
             print("\r" + " " * 60 + "\r", end="", file=self.err, flush=True)
         print(format_row(record), file=self.out, flush=True)
-
-    def message(self, text: str) -> None:
-        print(text, file=self.out, flush=True)

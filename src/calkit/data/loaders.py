@@ -61,7 +61,6 @@ def load_dataset(
     name_or_path: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
     test_fraction: float = 0.2,
-    seed: int = 0,
     label_column: str = "label",
     val_fraction: float = DEFAULT_VAL_FRACTION,
 ) -> Dataset:
@@ -75,8 +74,8 @@ def load_dataset(
     when the data has no test split of its own; 0 means no test split. Fashion-MNIST
     always uses its official split.
 
-    ``seed`` is accepted for a uniform signature but does not change the split: holdouts
-    always use :data:`calkit.data.assemble.SPLIT_SEED`, so all runs see the same test set.
+    Holdouts always use :data:`calkit.data.assemble.SPLIT_SEED`, whatever the run's seed, so
+    every run of a dataset sees the same test (and validation) set.
 
     ``.npz`` keys: ``X`` (or ``x``), ``y``, optional ``X_test``/``x_test`` with ``y_test``,
     ``ids`` and ``class_names``. ``X`` is cast to float32 as is: *no normalisation*, scale

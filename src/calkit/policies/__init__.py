@@ -46,9 +46,6 @@ POLICIES: dict[str, type[Policy]] = {
 }
 
 
-#: calkit's recommended CAL configuration (tuned defaults; see policies/cal.py and BENCHMARKS.md).
-RECOMMENDED = "cal"
-
 
 def resolve_policy_name(name: str) -> str:
     """The registered policy a user-facing name stands for."""
@@ -66,7 +63,6 @@ def make_policy(name: str, options: PolicyOptions | None = None) -> Policy:
 
 __all__ = [
     "POLICIES",
-    "RECOMMENDED",
     "Policy",
     "PolicyOptions",
     "ReplayPolicy",

@@ -93,8 +93,6 @@ class Policy(ABC):
     name: ClassVar[str]
     #: True for standard AL: fresh weights and a fresh optimizer every round.
     reinitialize: ClassVar[bool] = False
-    #: True for CAL policies: a round trains over the new batch only (fixed epochs by default).
-    continual: ClassVar[bool] = False
     #: The learning-rate schedule used unless the run names one (calkit.train.schedules).
     default_schedule: ClassVar[str] = "constant"
     #: Standard AL's rule unless the run names one: train until the epoch's running accuracy

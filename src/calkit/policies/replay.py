@@ -21,7 +21,6 @@ DEFAULT_CAL_EPOCHS = 20
 class ReplayPolicy(Policy):
     """Experience replay with uniform sampling; cross-entropy over new and replayed items."""
 
-    continual = True
     #: m' = default_replay_ratio * m unless the options say otherwise.
     default_replay_ratio: ClassVar[float] = 2.0
     #: Fixed epochs per round, or the epoch cap when default_new_accuracy is set.
