@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
+from calkit import __version__
 from calkit.cli import main
 
 QUICK = ["--model", "mlp:32", "--initial", "50", "--round-size", "50", "--rounds", "3", "--epochs", "2"]
@@ -73,8 +76,9 @@ def test_report_and_resume_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "not a calkit run directory" in capsys.readouterr().err
 
 
-def test_version(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["--version"])
-    assert exc.value.code == 0
-    assert "calkit" in capsys.readouterr().out
+def test_version_answers_without_importing_torch(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"calkit {__version__}"
+    script = "import sys\nfrom calkit.cli import main\nmain(['--version'])\nprint('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["calkit", __version__, "False"], done.stderr

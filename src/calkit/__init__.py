@@ -1,14 +1,38 @@
 """calkit: deep batch active learning that trains fast.
 
 Each round continues training with continual-learning replay instead of retraining from scratch
-(Continual Active Learning, Das et al., TMLR 2023). Importing calkit has no side effects.
+(Continual Active Learning, Das et al., TMLR 2023). Importing calkit has no side effects, and
+its public names load on first use (PEP 562), so `calkit --version` does not import torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.2.0"
 
-from calkit.config import RunConfig  # noqa: E402
-from calkit.data import Dataset, load_dataset  # noqa: E402
-from calkit.errors import CalkitError  # noqa: E402
-from calkit.loop import ActiveLoop, RunStatus  # noqa: E402
+_PUBLIC = {
+    "ActiveLoop": "calkit.loop",
+    "CalkitError": "calkit.errors",
+    "Dataset": "calkit.data",
+    "RunConfig": "calkit.config",
+    "RunStatus": "calkit.loop",
+    "load_dataset": "calkit.data",
+}
 
 __all__ = ["ActiveLoop", "CalkitError", "Dataset", "RunConfig", "RunStatus", "__version__", "load_dataset"]
+
+if TYPE_CHECKING:
+    from calkit.config import RunConfig
+    from calkit.data import Dataset, load_dataset
+    from calkit.errors import CalkitError
+    from calkit.loop import ActiveLoop, RunStatus
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'calkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value

@@ -6,13 +6,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from calkit import __version__
-from calkit.config import RunConfig
 from calkit.errors import CalkitError
-from calkit.policies.cal import CalPolicy
-from calkit.policies.replay import DEFAULT_CAL_EPOCHS
-from calkit.policies.reset_tuned import TunedResetPolicy
+
+if TYPE_CHECKING:
+    from calkit.config import RunConfig
 
 #: Exit status of `run` and `resume` when the run stopped to wait for people's labels: neither
 #: done (0) nor failed (2), so that scripts can tell the three apart.
@@ -21,71 +21,81 @@ EXIT_AWAITING_LABELS = 3
 #: The seeds of published benchmark numbers: never used while tuning (tuning uses 0, 1, 2).
 PUBLISHED_SEEDS = (100, 101, 102, 103, 104)
 
-# Flags of `calkit run` that map one-to-one onto RunConfig fields: (flag, type, help).
-RUN_FLAGS: list[tuple[str, type, str]] = [
-    ("dataset", str, "digits, fashion-mnist, fine-foods, vader-amazon, pbmc, or a .npz/.csv/.jsonl/.tsv file [digits]"),
-    ("data-dir", str, "folder holding the dataset's files (e.g. Fashion-MNIST IDX files)"),
-    ("model", str, "mlp, mlp:512-256, convnet, convnet:32-64 [mlp]"),
-    ("dropout", float, "dropout in the model [0]"),
-    ("policy", str, "reset, reset-tuned, warm (standard AL); cal (recommended), finetune, er, mir, der, sd, sds2 "
-     "(continual) [reset]"),
-    ("acquisition", str, "random, entropy, margin, least_confidence, diverse [entropy]"),
-    ("initial", int, "size of the random initial set [100]"),
-    ("round-size", int, "items labeled per round after the initial one [100]"),
-    ("rounds", int, "number of rounds, the initial one included"),
-    ("budget", str, "stop at this many labels: a count (6000), fraction (0.1) or percentage (10%%)"),
-    ("seed", int, "seed of every random choice [0]"),
-    ("oracle", str, "simulated (known labels) or files (people, via query/ingest) [simulated]"),
-    ("optimizer", str, "adam or sgd [adam]"),
-    ("lr", float, "learning rate [0.001]"),
-    ("momentum", float, "SGD momentum [0.9]"),
-    ("weight-decay", float, "weight decay [0]"),
-    ("batch-size", int, "training minibatch size [64]"),
-    ("initial-accuracy", float, "the initial round (every policy alike): train until the epoch's running accuracy "
-     "reaches this [0.99]"),
-    ("initial-max-epochs", int, "epoch cap of the initial round [20]"),
-    ("epochs", int, "train a fixed number of epochs per round after the initial one (overrides --train-accuracy)"),
-    ("train-accuracy", float, "train each round until the epoch's running accuracy reaches this "
-     "[0.99 for reset/warm]"),
-    ("new-accuracy", float, "continual policies: train each round until the running accuracy on its new "
-     "items reaches this [cal: 0.99; the paper's policies train fixed epochs]"),
-    ("max-epochs", int, "epoch cap of standard AL's rounds after the initial one [reset: 50; reset-tuned: "
-     f"{TunedResetPolicy.default_max_epochs}]"),
-    ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy, instead of --labeled-passes "
-     f"[{DEFAULT_CAL_EPOCHS}]"),
-    ("labeled-passes", float, "continual policies: a round takes ceil(K x labeled / new) epochs over its new items, "
-     f"K passes' worth of the labeled set [cal: {CalPolicy.default_labeled_passes:g}]"),
-    ("min-round-steps", int, "continual policies under --labeled-passes: at least this many optimizer steps a round "
-     f"[cal: {CalPolicy.default_min_round_steps}]"),
-    ("shrink", float, "policies that keep the model: multiply its weights by this before each later round "
-     f"[cal: {CalPolicy.default_shrink:g}; others 1, off]"),
-    ("perturb", float, "with --shrink: add this times a fresh initialisation [cal: "
-     f"{CalPolicy.default_perturb:g}; others 0]"),
-    ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
-    ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
-    ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),
-    ("beta", float, "der: CE weight on replayed items [1.0]"),
-    ("candidates", int, "mir/sds2: history candidates scored per step, C [max(2m', 256)]"),
-    ("lam-s", float, "sds2: weight of the uncertainty term [1.0]"),
-    ("kernel-width", float, "sds2: RBF kernel width [median heuristic]"),
-    ("schedule", str, "learning-rate schedule: constant, cosine (restarted each round), infinite or wsd "
-     "(anneal a copy for use each round) [constant; cal: cosine]"),
-    ("warmup", float, "cosine/infinite/wsd: warm-up share of the horizon [0.01]"),
-    ("min-lr-factor", float, "cosine/infinite/wsd: the rate decays and anneals end at, times --lr [0.1]"),
-    ("const-lr-factor", float, "infinite: the constant rate between anneals, times --lr [0.55]"),
-    ("cooldown", str, "infinite: cosine or inv-sqrt [cosine]"),
-    ("anneal-epochs", int, "infinite/wsd: epochs of each round's anneal [1]"),
-    ("device", str, "cpu or cuda [cpu]"),
-    ("score-batch-size", int, "batch size for scoring the pool and evaluating [4096]"),
-    ("score-multiple", int, "score a seeded random subset of this many times the round size instead of "
-     "the whole unlabeled pool [whole pool]"),
-    ("test-fraction", float, "held-out test share for data without a test split [0.2]"),
-    ("val-fraction", float, "share of a labeled pool held out as the validation split, for tuning; data with its "
-     "own keeps it [0.2]"),
-    ("label-column", str, "label column of a CSV dataset [label]"),
-    ("pool-size", int, "use a fixed random subset of this many pool items [all]"),
-    ("keep-checkpoints", str, "all or last [all]"),
-]
+
+def run_flags() -> list[tuple[str, type, str]]:
+    """Flags of `calkit run` that map one-to-one onto RunConfig fields: (flag, type, help).
+
+    Built on demand, not at import: the defaults quoted in the help come from the policy classes,
+    which import torch, and `calkit --version` should not wait for that.
+    """
+    from calkit.policies.cal import CalPolicy
+    from calkit.policies.replay import DEFAULT_CAL_EPOCHS
+    from calkit.policies.reset_tuned import TunedResetPolicy
+
+    return [
+        ("dataset", str, "digits, fashion-mnist, fine-foods, vader-amazon, pbmc, or a .npz/.csv/.jsonl/.tsv file [digits]"),
+        ("data-dir", str, "folder holding the dataset's files (e.g. Fashion-MNIST IDX files)"),
+        ("model", str, "mlp, mlp:512-256, convnet, convnet:32-64 [mlp]"),
+        ("dropout", float, "dropout in the model [0]"),
+        ("policy", str, "reset, reset-tuned, warm (standard AL); cal (recommended), finetune, er, mir, der, sd, sds2 "
+         "(continual) [reset]"),
+        ("acquisition", str, "random, entropy, margin, least_confidence, diverse [entropy]"),
+        ("initial", int, "size of the random initial set [100]"),
+        ("round-size", int, "items labeled per round after the initial one [100]"),
+        ("rounds", int, "number of rounds, the initial one included"),
+        ("budget", str, "stop at this many labels: a count (6000), fraction (0.1) or percentage (10%%)"),
+        ("seed", int, "seed of every random choice [0]"),
+        ("oracle", str, "simulated (known labels) or files (people, via query/ingest) [simulated]"),
+        ("optimizer", str, "adam or sgd [adam]"),
+        ("lr", float, "learning rate [0.001]"),
+        ("momentum", float, "SGD momentum [0.9]"),
+        ("weight-decay", float, "weight decay [0]"),
+        ("batch-size", int, "training minibatch size [64]"),
+        ("initial-accuracy", float, "the initial round (every policy alike): train until the epoch's running accuracy "
+         "reaches this [0.99]"),
+        ("initial-max-epochs", int, "epoch cap of the initial round [20]"),
+        ("epochs", int, "train a fixed number of epochs per round after the initial one (overrides --train-accuracy)"),
+        ("train-accuracy", float, "train each round until the epoch's running accuracy reaches this "
+         "[0.99 for reset/warm]"),
+        ("new-accuracy", float, "continual policies: train each round until the running accuracy on its new "
+         "items reaches this [cal: 0.99; the paper's policies train fixed epochs]"),
+        ("max-epochs", int, "epoch cap of standard AL's rounds after the initial one [reset: 50; reset-tuned: "
+         f"{TunedResetPolicy.default_max_epochs}]"),
+        ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy, instead of --labeled-passes "
+         f"[{DEFAULT_CAL_EPOCHS}]"),
+        ("labeled-passes", float, "continual policies: a round takes ceil(K x labeled / new) epochs over its new items, "
+         f"K passes' worth of the labeled set [cal: {CalPolicy.default_labeled_passes:g}]"),
+        ("min-round-steps", int, "continual policies under --labeled-passes: at least this many optimizer steps a round "
+         f"[cal: {CalPolicy.default_min_round_steps}]"),
+        ("shrink", float, "policies that keep the model: multiply its weights by this before each later round "
+         f"[cal: {CalPolicy.default_shrink:g}; others 1, off]"),
+        ("perturb", float, "with --shrink: add this times a fresh initialisation [cal: "
+         f"{CalPolicy.default_perturb:g}; others 0]"),
+        ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
+        ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
+        ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),
+        ("beta", float, "der: CE weight on replayed items [1.0]"),
+        ("candidates", int, "mir/sds2: history candidates scored per step, C [max(2m', 256)]"),
+        ("lam-s", float, "sds2: weight of the uncertainty term [1.0]"),
+        ("kernel-width", float, "sds2: RBF kernel width [median heuristic]"),
+        ("schedule", str, "learning-rate schedule: constant, cosine (restarted each round), infinite or wsd "
+         "(anneal a copy for use each round) [constant; cal: cosine]"),
+        ("warmup", float, "cosine/infinite/wsd: warm-up share of the horizon [0.01]"),
+        ("min-lr-factor", float, "cosine/infinite/wsd: the rate decays and anneals end at, times --lr [0.1]"),
+        ("const-lr-factor", float, "infinite: the constant rate between anneals, times --lr [0.55]"),
+        ("cooldown", str, "infinite: cosine or inv-sqrt [cosine]"),
+        ("anneal-epochs", int, "infinite/wsd: epochs of each round's anneal [1]"),
+        ("device", str, "cpu or cuda [cpu]"),
+        ("score-batch-size", int, "batch size for scoring the pool and evaluating [4096]"),
+        ("score-multiple", int, "score a seeded random subset of this many times the round size instead of "
+         "the whole unlabeled pool [whole pool]"),
+        ("test-fraction", float, "held-out test share for data without a test split [0.2]"),
+        ("val-fraction", float, "share of a labeled pool held out as the validation split, for tuning; data with its "
+         "own keeps it [0.2]"),
+        ("label-column", str, "label column of a CSV dataset [label]"),
+        ("pool-size", int, "use a fixed random subset of this many pool items [all]"),
+        ("keep-checkpoints", str, "all or last [all]"),
+    ]
 
 
 COMPARE_EXCLUDED = {"policy", "initial", "round-size", "rounds", "budget", "seed", "oracle", "keep-checkpoints"}
@@ -93,7 +103,7 @@ COMPARE_EXCLUDED = {"policy", "initial", "round-size", "rounds", "budget", "seed
 
 def add_run_flags(parser: argparse.ArgumentParser, exclude: set[str]) -> None:
     """The RunConfig flags, shared by `run` and `compare`."""
-    for flag, kind, text in RUN_FLAGS:
+    for flag, kind, text in run_flags():
         if flag not in exclude:
             parser.add_argument(f"--{flag}", type=kind, default=None, help=text)
     parser.add_argument("--mir-sampling", action="store_true", default=None,
@@ -169,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # answered before the parser, whose help texts import torch
+        print(f"calkit {__version__}")
+        return 0
     args = build_parser().parse_args(argv)
     handler = {
         "run": cmd_run, "resume": cmd_resume, "report": cmd_report, "query": cmd_query, "ingest": cmd_ingest,
@@ -205,8 +219,10 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    from calkit.config import RunConfig
+
     base = RunConfig.from_yaml(args.config).to_dict() if args.config else RunConfig().to_dict()
-    for flag, _, _ in RUN_FLAGS:
+    for flag, _, _ in run_flags():
         value = getattr(args, flag.replace("-", "_"), None)
         if value is not None:
             base[flag.replace("-", "_")] = value
