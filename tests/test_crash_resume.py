@@ -3,10 +3,7 @@ and the same labeled set and numbers as a run that was never interrupted."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,23 +11,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_blobs
-from tests.test_loop import comparable, labeled_set, metrics
+from tests.helpers import calkit, comparable, labeled_set, metrics
 
 RUN_FLAGS = [
     "--model", "mlp:16", "--policy", "warm", "--acquisition", "entropy", "--initial", "20",
     "--round-size", "10", "--rounds", "5", "--epochs", "4", "--batch-size", "8", "--seed", "7",
 ]
-
-
-def calkit(*args: str, fault: str | None = None, wait: bool = True, **popen):
-    env = dict(os.environ)
-    env.pop("CALKIT_FAULT_AT", None)
-    if fault:
-        env["CALKIT_FAULT_AT"] = fault
-    cmd = [sys.executable, "-m", "calkit", *args]
-    if not wait:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from calkit import ActiveLoop, RunConfig
 from calkit.errors import ConfigError, LedgerError
 from calkit.ledger import Ledger
 from tests.conftest import make_blobs
+from tests.helpers import comparable, labeled_set, metrics
 
 REQUIRED_FIELDS = {
     "round", "labeled", "test_accuracy", "test_macro_f1", "val_accuracy", "val_macro_f1", "train_seconds",
@@ -29,24 +29,6 @@ def run_to_end(path, **overrides):
     status = loop.run()
     loop.close()
     return status
-
-
-def labeled_set(run_dir) -> list[tuple[int, int, int]]:
-    ledger = Ledger.open(run_dir / "ledger.sqlite")
-    try:
-        return sorted((f["item_id"], f["label"], f["round"]) for f in ledger.label_facts())
-    finally:
-        ledger.close()
-
-
-def metrics(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def comparable(records: list[dict]) -> list[tuple]:
-    """The machine-independent part of the metrics (wall seconds differ between runs)."""
-    keys = ("round", "labeled", "test_accuracy", "test_macro_f1", "sample_gradients", "optimizer_steps", "epochs")
-    return [tuple(r[k] for k in keys) for r in records]
 
 
 @pytest.mark.parametrize("policy", ["reset", "warm"])

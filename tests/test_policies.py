@@ -24,7 +24,7 @@ from calkit.policies.cal import CalPolicy
 from calkit.train import FixedEpochs, LabeledPasses, NewItemsLearned, TrainAccuracy
 from calkit.train.warm_start import ShrinkPerturb
 from tests.conftest import make_blobs
-from tests.test_loop import comparable, labeled_set, metrics
+from tests.helpers import comparable, labeled_set, metrics
 
 CONTINUAL = [name for name, cls in POLICIES.items() if issubclass(cls, ReplayPolicy)]
 

@@ -13,7 +13,7 @@ from calkit.checkpoint import checkpoint_path, load_checkpoint
 from calkit.errors import ConfigError
 from calkit.train.schedules import Schedule
 from tests.conftest import make_blobs
-from tests.test_loop import comparable, metrics
+from tests.helpers import comparable, metrics
 
 
 def curve(schedule: Schedule, horizon: int, trained: int = 0) -> list[float]:

@@ -11,8 +11,7 @@ from calkit import ActiveLoop, RunConfig
 from calkit.checkpoint import checkpoint_path, load_checkpoint
 from calkit.errors import ConfigError, LedgerError
 from tests.conftest import make_blobs
-from tests.test_crash_resume import calkit
-from tests.test_loop import comparable, labeled_set, metrics
+from tests.helpers import calkit, comparable, labeled_set, metrics
 
 
 def cfg(**kw) -> RunConfig:
