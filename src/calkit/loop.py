@@ -405,6 +405,12 @@ class ActiveLoop:
             "compute": meter.compute,
             "policy": self.policy.name,
             "acquisition": self.acquisition.name,
+            **self.rules_of(t),
+        }
+
+    def rules_of(self, t: int) -> dict:
+        """How round ``t`` trains, as recorded with it and checked again on resume."""
+        return {
             "stop_rule": self.rule_of(t).describe(),
             "schedule": "constant" if t == 0 else self.schedule.describe(),
             "warm_start": self.warm_start_of(t),
@@ -487,10 +493,7 @@ class ActiveLoop:
         after an upgrade that changed one (cal went from an epoch cap to labeled passes), the rest of the
         run would silently train differently. Setting the value in config.yaml pins it.
         """
-        now = {"stop_rule": self.rule_of(record["round"]).describe(),
-               "schedule": "constant" if record["round"] == 0 else self.schedule.describe(),
-               "warm_start": self.warm_start_of(record["round"]),
-               "lr": self.lr_of(record["round"])}
+        now = self.rules_of(record["round"])
         changed = [f"{key}: trained with '{record[key]}', now '{value}'"
                    for key, value in now.items() if key in record and record[key] != value]
         if changed:
