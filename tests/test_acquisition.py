@@ -32,6 +32,7 @@ from calkit.models import ModelSpec, batched_inference, build_model
 from calkit.tensors import DeviceData
 
 from conftest import make_blobs
+from tests.helpers import UserNet, UserNetWithEmbed
 
 STRATEGY_NAMES = sorted(ACQUISITIONS)
 CONTEXT_KINDS = ("fake", "model")
@@ -511,3 +512,31 @@ def test_context_embeddings_for_model_without_embed_method():
     emb = ctx.embeddings(ALL_IDS[:12])
     assert emb.shape == (12, 5)
     assert (emb >= 0).all()  # read after the ReLU
+
+
+def _user_nets(seed: int = 0) -> tuple[UserNetWithEmbed, UserNet]:
+    """The same user network (same weights) with and without an embed method of its own."""
+    torch.manual_seed(seed)
+    own = UserNetWithEmbed()
+    torch.manual_seed(seed)
+    return own, UserNet()
+
+
+def test_diverse_uses_a_user_models_own_embed():
+    own, plain = _user_nets()
+    data = DeviceData(_BLOBS)
+    ctx = ModelScoringContext(own, data, np.random.default_rng(0))
+    picked = make_acquisition("diverse").select(ctx, CANDIDATES, 6).ids
+    assert own.embed_calls == 1
+    assert ctx.forward_samples == 2 * len(CANDIDATES), "the embed call is a pass of its own"
+    x = torch.as_tensor(_BLOBS.x_train[CANDIDATES - 1000])
+    custom = (10.0 * x[:, :2]).numpy().astype(np.float64)
+    np.testing.assert_array_equal(ctx.embeddings(CANDIDATES), custom)
+    # the same probabilities and the custom embeddings give the same pick ...
+    fake = FakeContext(dict(zip(CANDIDATES.tolist(), ctx.probabilities(CANDIDATES))),
+                       dict(zip(CANDIDATES.tolist(), custom)))
+    np.testing.assert_array_equal(make_acquisition("diverse").select(fake, CANDIDATES, 6).ids, picked)
+    # ... and the network's hidden layer (what a model without embed() gets) another one
+    plain_ctx = ModelScoringContext(plain, data, np.random.default_rng(0))
+    hidden = make_acquisition("diverse").select(plain_ctx, CANDIDATES, 6)
+    assert set(hidden.ids.tolist()) != set(picked.tolist())

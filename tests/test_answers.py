@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from calkit.answers import QUERY_FIELDS, ingest, pending_round, write_query
+from calkit.run import Run
 from calkit.cli import EXIT_AWAITING_LABELS, main
 from calkit.config import RunConfig
 from calkit.errors import IngestError, LedgerError
@@ -21,7 +22,7 @@ CLASSES = ["c0", "c1", "c2"]
 
 
 def _config(**overrides) -> RunConfig:
-    base = dict(dataset="blobs", oracle="files", initial=20, round_size=10, rounds=3, epochs=2, model="mlp:16")
+    base = dict(dataset="blobs", oracle="people", initial=20, round_size=10, rounds=3, epochs=2, model="mlp:16")
     base.update(overrides)
     return RunConfig(**base)
 
@@ -66,7 +67,7 @@ def _answer_rows(ds, ids, by: str = "name") -> list[dict]:
 
 def _answer_pending(loop, ds, tmp_path: Path, name: str | None = None, by: str = "name") -> Path:
     """Write the pending query out, fill in every label, and return the filled CSV."""
-    csv_path, _, n = write_query(loop.ledger, tmp_path / "q", ds)
+    csv_path, _, n = write_query(Run(loop).pending(), tmp_path / "q")
     fields, rows = _read_csv(csv_path)
     truth = dict(zip([int(r["item_id"]) for r in rows], _true_labels(ds, [int(r["item_id"]) for r in rows])))
     for r in rows:
@@ -83,7 +84,7 @@ def test_write_query_lists_exactly_the_pending_items(waiting, tmp_path):
     ledger = loop.ledger
     assert pending_round(ledger) == 0
     query = ledger.query(0)
-    csv_path, jsonl_path, n = write_query(ledger, tmp_path / "out", ds)
+    csv_path, jsonl_path, n = write_query(Run(loop).pending(), tmp_path / "out")
     assert n == 20
     assert csv_path == tmp_path / "out" / "round-0000.csv"
     assert jsonl_path == tmp_path / "out" / "round-0000.jsonl"
@@ -106,7 +107,7 @@ def test_write_query_without_pending_items_is_an_error(waiting, tmp_path):
     ingest(loop.ledger, _answer_pending(loop, ds, tmp_path), CLASSES)
     assert pending_round(loop.ledger) is None
     with pytest.raises(LedgerError, match="no query is pending"):
-        write_query(loop.ledger, tmp_path / "again", ds)
+        write_query(Run(loop).pending(), tmp_path / "again")
 
 
 # --------------------------------------------------------------------------- ingest: accepted
@@ -119,7 +120,7 @@ def test_ingest_full_answers_then_replay_is_idempotent(waiting, tmp_path, by):
     result = ingest(loop.ledger, answers, CLASSES, annotator="ann", guideline="v2")
     assert (result.added, result.already_present, result.blank, result.still_pending) == (20, 0, 0, 0)
     ids = loop.ledger.query(0).ids
-    assert loop.ledger.current_labels() == dict(zip(ids.tolist(), _true_labels(ds, ids)))
+    assert loop.ledger.adjudicated() == dict(zip(ids.tolist(), _true_labels(ds, ids)))
     facts = loop.ledger.label_facts()
     assert {f["source"] for f in facts} == {"ingest"}
     assert {f["annotator"] for f in facts} == {"ann"}
@@ -138,12 +139,12 @@ def test_ingest_accepts_float_formatted_index_and_padded_name(waiting, tmp_path)
     rows = [{"item_id": f"{int(ids[0])}.0", "label": f"{y[0]}.0"}, {"item_id": f" {int(ids[1])} ", "label": f"  {CLASSES[y[1]]} "}]
     result = ingest(loop.ledger, _write_csv(tmp_path / "a.csv", rows, ("item_id", "label")), CLASSES)
     assert result.added == 2 and result.still_pending == 18
-    assert loop.ledger.current_labels() == {int(ids[0]): y[0], int(ids[1]): y[1]}
+    assert loop.ledger.adjudicated() == {int(ids[0]): y[0], int(ids[1]): y[1]}
 
 
 def test_partial_answers_are_accepted_and_rest_stays_pending(waiting, tmp_path):
     loop, ds = waiting
-    csv_path, _, _ = write_query(loop.ledger, tmp_path / "q", ds)
+    csv_path, _, _ = write_query(Run(loop).pending(), tmp_path / "q")
     fields, rows = _read_csv(csv_path)
     answered = rows[::2]
     for r in answered:
@@ -153,7 +154,7 @@ def test_partial_answers_are_accepted_and_rest_stays_pending(waiting, tmp_path):
     remaining = [int(r["item_id"]) for r in rows[1::2]]
     assert loop.ledger.unanswered(0).tolist() == remaining
 
-    csv2, jsonl2, n2 = write_query(loop.ledger, tmp_path / "q2", ds)
+    csv2, jsonl2, n2 = write_query(Run(loop).pending(), tmp_path / "q2")
     assert n2 == 10
     _, rows2 = _read_csv(csv2)
     assert [int(r["item_id"]) for r in rows2] == remaining
@@ -169,7 +170,7 @@ def test_partial_answers_are_accepted_and_rest_stays_pending(waiting, tmp_path):
 
 def test_jsonl_answers(waiting, tmp_path):
     loop, ds = waiting
-    _, jsonl_path, _ = write_query(loop.ledger, tmp_path / "q", ds)
+    _, jsonl_path, _ = write_query(Run(loop).pending(), tmp_path / "q")
     lines = [json.loads(line) for line in jsonl_path.read_text().splitlines()]
     out = []
     for i, line in enumerate(lines):
@@ -186,7 +187,7 @@ def test_jsonl_answers(waiting, tmp_path):
     result = ingest(loop.ledger, answers, CLASSES)
     assert (result.added, result.blank, result.still_pending) == (19, 1, 1)
     assert loop.ledger.unanswered(0).tolist() == [lines[0]["item_id"]]
-    labels = loop.ledger.current_labels()
+    labels = loop.ledger.adjudicated()
     assert all(labels[line["item_id"]] == _true_labels(ds, [line["item_id"]])[0] for line in lines[1:])
 
 
@@ -237,7 +238,7 @@ def test_id_in_pool_but_never_queried_is_rejected(waiting, tmp_path):
     asked = set(loop.ledger.queried_ids().tolist())
     never = next(int(i) for i in ds.ids if int(i) not in asked)
     rows = _answer_rows(ds, loop.ledger.unanswered(0)) + [{"item_id": never, "label": "c1"}]
-    _assert_rejected(loop, _write_csv(tmp_path / "a.csv", rows), str(never), "never queried")
+    _assert_rejected(loop, _write_csv(tmp_path / "a.csv", rows), str(never), "never asked")
 
 
 def test_two_different_labels_for_one_item_are_rejected(waiting, tmp_path):
@@ -345,9 +346,9 @@ def test_human_in_the_loop_run_to_completion(tmp_path):
         if t == 1:
             # Round 0 is trained and closed: a different label for one of its items is refused...
             item = int(loop.ledger.query(0).ids[0])
-            old = loop.ledger.current_labels([item])[item]
+            old = loop.ledger.adjudicated([item])[item]
             bad = _write_csv(tmp_path / "fix.csv", [{"item_id": item, "label": CLASSES[(old + 1) % 3]}])
-            _assert_rejected(loop, bad, str(item), "has been trained on")
+            _assert_rejected(loop, bad, str(item), "which is closed")
             # ...while replaying the identical round-0 answers is harmless.
             replay = ingest(loop.ledger, answer_files[0], CLASSES)
             assert (replay.added, replay.already_present) == (0, 20)
@@ -358,7 +359,7 @@ def test_human_in_the_loop_run_to_completion(tmp_path):
         assert status.complete and status.state == "complete"
         assert status.round == 2 and status.labeled == 40
         assert loop.ledger.label_count() == 40
-        assert len(loop.ledger.current_labels()) == 40
+        assert len(loop.ledger.adjudicated()) == 40
         assert loop.ledger.queried_ids().size == 40
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
         assert len(lines) == 3
@@ -483,5 +484,19 @@ def test_a_complete_but_untrained_round_can_still_be_corrected(tmp_path):
     fix.write_text(f"item_id,label\n{pending[0]},c2\n")
     result = ingest(loop.ledger, fix, ["c0", "c1", "c2"])
     assert result.added == 1
-    assert loop.ledger.current_labels([pending[0]]) == {int(pending[0]): 2}
+    assert loop.ledger.adjudicated([pending[0]]) == {int(pending[0]): 2}
     loop.close()
+
+
+def test_query_files_of_a_text_dataset_carry_each_items_text(tmp_path):
+    """People see what they label: `calkit query` writes the text of text items."""
+    base = make_blobs()
+    texts = tuple(f"review number {i}, with a comma and \"quotes\"" for i in range(base.pool_size))
+    ds = type(base)(name="texts", x_train=base.x_train, y_train=None, class_names=base.class_names, ids=base.ids,
+                    texts=texts)
+    run = Run.create(tmp_path / "run", dataset=ds, oracle="people", initial=20, rounds=1, epochs=1, model="mlp:16")
+    csv_path, jsonl_path, n = run.write_query()
+    _, rows = _read_csv(csv_path)
+    assert n == 20 and all(r["text"] == ds.display(int(r["item_id"])) for r in rows)
+    assert all(json.loads(line)["text"].startswith("review number") for line in jsonl_path.read_text().splitlines())
+    run.close()

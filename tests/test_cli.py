@@ -82,3 +82,32 @@ def test_version_answers_without_importing_torch(capsys):
     script = "import sys\nfrom calkit.cli import main\nmain(['--version'])\nprint('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.split() == ["calkit", __version__, "False"], done.stderr
+
+
+def test_status_says_where_a_run_stands_and_exits_like_resume_would_stop(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "digits", *QUICK, "--oracle", "people", "--out", str(out), "--quiet"]) == 3
+    capsys.readouterr()
+    assert main(["status", str(out)]) == 3
+    line = capsys.readouterr().out
+    assert "awaiting labels, round 1 of 3, 0 of 150 labels trained on; 50 items await labels" in line
+    assert main(["status", str(out), "--json"]) == 3
+    status = json.loads(capsys.readouterr().out)
+    assert (status["state"], status["round"], status["pending"], status["oracle"]) == ("awaiting_labels", 0, 50, "people")
+    assert main(["status", str(tmp_path / "nowhere")]) == 2
+    assert "not a calkit run directory" in capsys.readouterr().err
+
+
+def test_every_boolean_has_a_no_form_that_reaches_the_config(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "digits", *QUICK, "--rounds", "1", "--policy", "cal", "--no-lr-scaling",
+                 "--out", str(out), "--quiet"]) == 0
+    saved = (out / "config.yaml").read_text()
+    assert "lr_scaling: false" in saved and "mir_sampling: false" in saved
+    assert "resolved: true" in saved and "shrink: 0.9" in saved and "replay_ratio: 1.0" in saved  # cal, written out
+
+
+def test_files_is_kept_as_an_alias_of_people(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "digits", *QUICK, "--oracle", "files", "--out", str(out), "--quiet"]) == 3
+    assert "oracle: people" in (out / "config.yaml").read_text()

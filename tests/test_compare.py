@@ -1,6 +1,6 @@
 """`calkit compare` and `calkit bench`: a shared trained start, both baselines, paired statistics
 per seed, the summary's shape and arithmetic, resumability, the report, and the paper suite
-refusing to run on a CPU."""
+refusing to run on a CPU (publishing a suite is tests/test_bench_publish.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import torch
 from scipy import stats as scipy_stats
 
 from calkit import ActiveLoop, RunConfig
-from calkit.bench import BEGIN, END, _write_generated, seeds_text
+from calkit.bench import seeds_text
 from calkit.checkpoint import checkpoint_path, load_checkpoint
 from calkit.cli import main, parse_seeds
 from calkit.compare import CompareSpec, budget_counts, default_round_size, round_plan, run_compare
 from calkit.errors import ConfigError
 from calkit.ledger import Ledger
+from calkit.report import read_metrics
 from tests.conftest import make_blobs
 
 FIELDS = {"labeled", "fraction", "accuracy_mean", "accuracy_std", "relative_accuracy", "speedup_train_seconds",
@@ -60,7 +61,7 @@ def comparison(tmp_path_factory):
 
 
 def records(out, setup, policy, seed) -> list[dict]:
-    return [json.loads(x) for x in (out / setup / f"{policy}-s{seed}" / "metrics.jsonl").read_text().splitlines()]
+    return read_metrics(out / setup / f"{policy}-s{seed}")
 
 
 def test_summary_has_the_documented_shape(comparison):
@@ -228,33 +229,6 @@ def test_paper_suite_refuses_a_cpu_with_an_estimate(tmp_path, capsys):
     assert "GPU" in err and "hours" in err and "--force" in err
 
 
-def test_generated_section_is_replaced_in_place(tmp_path, comparison):
-    from calkit.bench import Entry
-
-    summary = comparison[2]
-    entry = Entry("blobs-mlp", RunConfig(rounds=1), tuning=False)
-    md = tmp_path / "B.md"
-    md.write_text(f"# Benchmarks\n\nhand-written\n\n{BEGIN}\nold\n{END}\n\n## GPU\nkept\n")
-    _write_generated(md, [(entry, summary, tmp_path / "r", 60.0)], 60.0, (100, 101, 102), tmp_path, tmp_path / "pub")
-    text = md.read_text()
-    assert "old" not in text and "### blobs-mlp (evaluation only)" in text
-    assert text.count(BEGIN) == 1 and "hand-written" in text and "## GPU\nkept" in text
-    assert f"--seeds 100-102 --out {tmp_path} --publish {tmp_path / 'pub'}" in text  # the command, exactly
-    verdict_row = next(line for line in text.splitlines() if line.startswith("| blobs-mlp | evaluation only |"))
-    assert ("yes" in verdict_row) != ("**no**" in verdict_row)
-
-
-def test_publish_copies_the_small_files_only(tmp_path):
-    from calkit.bench import _publish
-
-    run = tmp_path / "run"
-    (run / "paper" / "reset-s0").mkdir(parents=True)
-    for name in ("report.md", "summary.json", "scatter.png"):
-        (run / name).write_text(name)
-    target = _publish(run, tmp_path / "pub" / "entry")
-    assert sorted(p.name for p in target.iterdir()) == ["report.md", "scatter.png", "summary.json"]
-
-
 def test_entropy_correlation_uses_the_entropies_stored_with_each_round(comparison, monkeypatch):
     """No model is reloaded: the correlation comes from the evaluation pass of each round."""
     from calkit.compare_report import _entropy_correlation
@@ -292,15 +266,16 @@ def test_bench_defaults_to_seeds_that_no_tuning_used():
     assert args.seeds == PUBLISHED_SEEDS and not set(PUBLISHED_SEEDS) & {0, 1, 2}
 
 
-def test_a_run_with_shrink_and_perturb_written_out_matches_one_that_leaves_them_to_the_policy(tmp_path):
-    """Runs made when shrink and perturb were plain numbers are reused, not refused, when they mean the same."""
+def test_a_legacy_run_that_resolves_to_the_same_settings_is_reused(tmp_path):
+    """A run from calkit 0.2 left defaults unset; it is reused, not refused, when they mean the same."""
     spec = CompareSpec(RunConfig(dataset="blobs", model="mlp:16", batch_size=16), ("er",), (0,), ("20%", "30%"),
                        ("paper",), 10)
     run_compare(spec, tmp_path, dataset=blobs(), log=lambda line: None)
     config = tmp_path / "paper" / "er-s0" / "config.yaml"
-    assert "shrink: null" in config.read_text()
-    config.write_text(config.read_text().replace("shrink: null", "shrink: 1.0").replace("perturb: null", "perturb: 0.0"))
+    assert "shrink: 1.0" in config.read_text() and "resolved: true" in config.read_text()
+    config.write_text(config.read_text().replace("shrink: 1.0", "shrink: null").replace("perturb: 0.0", "perturb: null")
+                      .replace("resolved: true", "resolved: false"))
     run_compare(spec, tmp_path, dataset=blobs(), log=lambda line: None)  # reused
-    config.write_text(config.read_text().replace("shrink: 1.0", "shrink: 0.5"))
+    config.write_text(config.read_text().replace("shrink: null", "shrink: 0.5"))
     with pytest.raises(ConfigError, match="shrink"):
         run_compare(spec, tmp_path, dataset=blobs(), log=lambda line: None)

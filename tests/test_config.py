@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from calkit.config import ORACLES, RunConfig, parse_budget, plan_rounds
+from calkit.config import RunConfig, parse_budget, plan_rounds
+from calkit.oracle import ORACLES
 from calkit.errors import CalkitError, ConfigError
 
 # --------------------------------------------------------------------------------------------

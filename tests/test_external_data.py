@@ -1,8 +1,10 @@
 """Tests for the registry-package datasets, the embedding cache and the text-file loader.
 
 Everything runs on small files written here, with a fake embedding function, so no network,
-no MiniLM and (where a test skips) no rdata/h5py are needed. The ``slow`` tests at the end load
-the real datasets only when ``scripts/fetch_data.sh`` already put them in the cache.
+no MiniLM and (where a test skips) no rdata/h5py are needed. Loading never fetches: the tests of
+that, and of ``calkit data fetch`` / ``calkit data list``, make every subprocess fail the test.
+The ``slow`` tests at the end load the real datasets only when ``calkit data fetch`` (or
+``scripts/fetch_data.sh``) already put them in the cache.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calkit.data import BUILTIN_DATASETS, cache, describe, embed, packages, parsers
+from calkit.cli import main
+from calkit.data import (
+    BUILTIN_DATASETS,
+    cache,
+    describe,
+    embed,
+    fetch_dataset,
+    list_datasets,
+    packages,
+    parsers,
+)
 from calkit.data import load_dataset as _load_dataset
 from calkit.errors import DataError
 
@@ -132,10 +144,10 @@ def test_failed_pip_fetch_names_the_command(cache_root, monkeypatch):
 
     monkeypatch.setattr(packages.subprocess, "run", offline)
     with pytest.raises(DataError) as info:
-        load_dataset("pbmc")
+        fetch_dataset("pbmc")
     msg = str(info.value)
     assert "pip download" in msg and packages.SCANPY_WHEEL in msg and "network unreachable" in msg
-    assert "fetch_data.sh" in msg
+    assert "calkit data fetch pbmc" in msg
 
 
 def test_missing_apt_names_the_command(cache_root, monkeypatch):
@@ -145,16 +157,91 @@ def test_missing_apt_names_the_command(cache_root, monkeypatch):
     monkeypatch.setattr(packages.subprocess, "run", no_apt)
     monkeypatch.setattr(packages.shutil, "which", lambda name: None)
     with pytest.raises(DataError, match=r"`apt-get` is not installed .*apt-get download r-cran-modeldata"):
-        packages.setup_dataset("fine-foods")
+        packages.fetch_source("fine-foods")
 
 
-def test_unknown_setup_name():
-    with pytest.raises(DataError, match="no setup step"):
-        packages.setup_dataset("cifar-10")
+def test_unknown_source_name():
+    with pytest.raises(DataError, match="no package source"):
+        packages.fetch_source("cifar-10")
 
 
 def test_builtin_names_registered():
     assert {"fine-foods", "vader-amazon", "vader-movies", "pbmc", "cells"} <= set(BUILTIN_DATASETS)
+
+
+# --------------------------------------------------------------------------- loading never fetches
+
+
+@pytest.fixture
+def no_subprocess(monkeypatch) -> None:
+    """Fail the test if anything starts a process (apt-get, pip, dpkg-deb)."""
+    def refuse(cmd, *args, **kw):
+        raise AssertionError(f"a subprocess was started: {cmd}")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+
+
+@pytest.mark.parametrize("name", packages.EXTERNAL_DATASETS)
+def test_a_missing_dataset_names_the_command_and_fetches_nothing(cache_root, no_subprocess, name):
+    with pytest.raises(DataError) as info:
+        load_dataset(name)
+    assert f"`calkit data fetch {name}`" in str(info.value) and str(cache_root) in str(info.value)
+    assert not cache_root.exists(), "loading only reads the cache: it creates nothing there"
+
+
+def test_run_on_a_missing_dataset_exits_2_with_the_command(cache_root, no_subprocess, tmp_path, capsys):
+    assert main(["run", "--dataset", "pbmc", "--rounds", "1", "--out", str(tmp_path / "run")]) == 2
+    assert "calkit data fetch pbmc" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_data_list_works_offline_and_follows_the_cache(cache_root, no_subprocess, fake_embed, capsys):
+    assert main(["data", "list"]) == 0
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert list(rows) == list(BUILTIN_DATASETS)
+    assert rows["digits"] == "bundled" and all(rows[n] == "missing" for n in packages.EXTERNAL_DATASETS)
+    write_fake_vader_sdist(cache_root / "downloads")
+    packages.fetch_source("vader-amazon")
+    assert {s.name: s.state for s in list_datasets()}["vader-amazon"] == "fetched"
+    load_dataset("vader-amazon")
+    status = {s.name: s for s in list_datasets()}["vader-amazon"]
+    assert status.state == "ready" and status.available and "vadersentiment" in status.origin
+
+
+def test_data_fetch_unpacks_a_downloaded_package_then_loads_offline(cache_root, no_subprocess, fake_embed, capsys):
+    write_fake_vader_sdist(cache_root / "downloads")  # as if pip download had run: nothing to download
+    assert main(["data", "fetch", "vader_amazon"]) == 0  # aliases work
+    out = capsys.readouterr().out
+    assert "vader-amazon: fetching the PyPI sdist vadersentiment==3.3.2" in out and "building" in out
+    assert "vader-amazon: pool 25, validation 7, test 8" in out and "classes: negative=20, positive=20" in out
+    assert fake_embed == [40]
+    assert main(["data", "fetch", "vader-amazon"]) == 0
+    assert "already in the cache" in capsys.readouterr().out and fake_embed == [40]
+    assert load_dataset("vader-amazon").pool_size == 32
+
+
+def test_data_fetch_refuses_unknown_names_before_any_work(cache_root, no_subprocess, capsys):
+    assert main(["data", "fetch", "pbmc", "cifar-10"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'cifar-10'" in err and all(n in err for n in BUILTIN_DATASETS)
+    assert not cache_root.exists()
+    assert main(["data", "fetch"]) == 2 and "--all" in capsys.readouterr().err
+
+
+def test_data_fetch_all_reports_each_failure_and_exits_2(cache_root, monkeypatch, capsys):
+    def offline(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, 1, "", "network unreachable")
+
+    monkeypatch.setattr(packages.subprocess, "run", offline)
+    assert main(["data", "fetch", "--all"]) == 2
+    err = capsys.readouterr().err
+    assert f"not fetched: {', '.join(packages.EXTERNAL_DATASETS)}" in err and "calkit data fetch pbmc" in err
+
+
+def test_the_package_has_one_command_line():
+    from calkit.data import external
+
+    assert not hasattr(external, "main"), "`calkit data` is the command line; external.py only loads"
 
 
 # --------------------------------------------------------------------------- fine-foods (.rdx/.rdb)
@@ -265,6 +352,7 @@ def write_fake_vader_sdist(downloads: Path, n: int = 40) -> None:
 
 def test_vader_amazon_from_fake_sdist(cache_root, fake_embed):
     write_fake_vader_sdist(cache_root / "downloads")  # present, so pip is not called
+    packages.fetch_source("vader-amazon")  # unpacks the sentences file only
     ds = load_dataset("vader-amazon")
     assert ds.class_names == ("negative", "positive")
     assert (ds.pool_size, int(ds.x_test.shape[0])) == (32, 8)
@@ -277,6 +365,7 @@ def test_vader_amazon_from_fake_sdist(cache_root, fake_embed):
 
 def test_vader_movies_from_the_same_sdist(cache_root, fake_embed):
     write_fake_vader_sdist(cache_root / "downloads")
+    packages.fetch_source("vader-movies")
     ds = load_dataset("vader-movies")
     assert (ds.pool_size, int(ds.x_test.shape[0])) == (64, 16) and ds.class_names == ("negative", "positive")
     assert all(t == f"movie number {i}" for t, i in zip(ds.texts, ds.ids))
@@ -434,7 +523,7 @@ def _require_cached(name: str, source: str | None = None) -> None:
     if not (root / "datasets" / f"{name}-v{packages.CACHE_VERSION}.npz").is_file() and not (
         source and (root / source).is_file()
     ):
-        pytest.skip(f"{name} is not in the cache; run scripts/fetch_data.sh")
+        pytest.skip(f"{name} is not in the cache; run `calkit data fetch {name}`")
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 import numpy as np
+import yaml
 import pytest
 
 from calkit import ActiveLoop, RunConfig
@@ -143,7 +144,7 @@ def test_bad_input_fails_before_any_work(tmp_path, overrides, message):
 def test_unlabeled_pool_cannot_be_simulated(tmp_path):
     ds = make_blobs()
     unlabeled = type(ds)(name="u", x_train=ds.x_train, y_train=None, class_names=ds.class_names, ids=ds.ids)
-    with pytest.raises(ConfigError, match="--oracle files"):
+    with pytest.raises(ConfigError, match="oracle 'people'"):
         ActiveLoop.create(tmp_path / "run", small_config(), dataset=unlabeled)
 
 
@@ -201,24 +202,61 @@ def test_score_multiple_must_be_positive(tmp_path):
         small_config(score_multiple=0).validate()
 
 
-def test_resume_refuses_a_default_that_changed_since_the_run_trained(tmp_path, monkeypatch):
-    """A resumed run must not train its remaining rounds under new defaults; config.yaml pins them."""
-    from calkit.policies.cal import CalPolicy
+def _retune_cal(monkeypatch) -> None:
+    """As if an upgrade retuned cal and changed the shared initial rule."""
+    import calkit.resolve
+    from calkit.policies.presets import PRESETS, Preset
 
+    cal = PRESETS["cal"]
+    changed = {**cal.settings, "labeled_passes": cal.settings["labeled_passes"] + 1, "shrink": 1.0, "replay_ratio": 2.0}
+    monkeypatch.setitem(PRESETS, "cal", Preset(cal.name, cal.policy, changed))
+    monkeypatch.setattr(calkit.resolve, "DEFAULT_INITIAL_ACCURACY", 0.5)
+
+
+def test_a_run_made_before_a_change_of_defaults_keeps_its_own_values(tmp_path, monkeypatch):
+    """config.yaml holds every resolved default, so a resumed run ends exactly as if nothing changed."""
+    cfg = RunConfig(dataset="blobs", model="mlp:16", policy="cal", initial=20, round_size=10, rounds=3, lr=0.01,
+                    batch_size=8)
+    whole = ActiveLoop.create(tmp_path / "whole", cfg, dataset=make_blobs())
+    assert whole.run().complete
+    whole.close()
+    part = ActiveLoop.create(tmp_path / "r", cfg, dataset=make_blobs())
+    part.plan = part.plan[:2]
+    part.run()
+    part.close()
+    written = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert written["resolved"] is True and written["labeled_passes"] == 2.0 and written["shrink"] == 0.9
+    assert written["replay_ratio"] == 1.0 and written["initial_accuracy"] == 0.99 and written["schedule"] == "cosine"
+    _retune_cal(monkeypatch)
+    resumed = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
+    assert resumed.run().complete
+    resumed.close()
+    assert comparable(metrics(tmp_path / "r")) == comparable(metrics(tmp_path / "whole"))
+    assert labeled_set(tmp_path / "r") == labeled_set(tmp_path / "whole")
+    fresh = ActiveLoop.create(tmp_path / "new", cfg, dataset=make_blobs())  # a new run gets the new values
+    assert fresh.cfg.labeled_passes == 3.0 and fresh.cfg.initial_accuracy == 0.5
+    fresh.close()
+
+
+def test_resume_refuses_a_legacy_run_whose_defaults_changed(tmp_path, monkeypatch):
+    """A config.yaml from calkit 0.2 left defaults unset: they resolve with this calkit's values,
+    so resume checks them against the rules its rounds recorded; config.yaml pins them."""
     cfg = RunConfig(dataset="blobs", model="mlp:16", policy="cal", initial=20, round_size=10, rounds=3, lr=0.01,
                     batch_size=8)
     part = ActiveLoop.create(tmp_path / "r", cfg, dataset=make_blobs())
     part.plan = part.plan[:2]
     part.run()
     part.close()
-    trained = CalPolicy.default_labeled_passes
-    monkeypatch.setattr(CalPolicy, "default_labeled_passes", trained + 1)  # as if an upgrade changed it
+    config = tmp_path / "r" / "config.yaml"
+    legacy = {**cfg.to_dict(), "resolved": False}
+    config.write_text(yaml.safe_dump(legacy, sort_keys=False))
+    _retune_cal(monkeypatch)
     resumed = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
-    with pytest.raises(ConfigError, match=f"trained with '{trained:g} passes.*now '{trained + 1:g} passes"):
+    with pytest.raises(ConfigError, match="trained with '2 passes.*now '3 passes"):
         resumed.run()
     resumed.close()
-    config = tmp_path / "r" / "config.yaml"
-    config.write_text(config.read_text().replace("labeled_passes: null", f"labeled_passes: {trained}"))
+    legacy.update(labeled_passes=2.0, shrink=0.9, replay_ratio=1.0)
+    config.write_text(yaml.safe_dump(legacy, sort_keys=False))
     pinned = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
     assert pinned.run().complete
     pinned.close()

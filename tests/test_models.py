@@ -16,9 +16,14 @@ from calkit.models import (
     as_numpy,
     batched_inference,
     build_model,
+    batched_logits_and_embeddings,
     count_parameters,
     embed,
+    embedding_source,
+    forward_passes,
+    logits_and_embeddings,
 )
+from tests.helpers import UserNet, UserNetWithEmbed
 
 # --------------------------------------------------------------------------------------------
 # ModelSpec
@@ -203,6 +208,100 @@ def test_embed_rejects_model_without_linear_layer():
     model = nn.Sequential(nn.Flatten(), nn.ReLU())
     with pytest.raises(ConfigError):
         embed(model, torch.randn(2, 6))
+
+
+class _MLPWithOwnEmbed(MLP):
+    """A calkit MLP whose subclass redefines the embedding: the override must win."""
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.body(x)
+
+
+class _WithEmbeddingLayer(nn.Module):
+    """A submodule called ``embed`` is a layer, not an embed method."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Linear(6, 4)
+        self.out = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.embed(x)))
+
+
+def test_embedding_source_prefers_a_models_own_embed():
+    assert embedding_source(build_model("mlp:8", (6,), 3)) == "body"
+    assert embedding_source(UserNetWithEmbed()) == "embed"
+    assert embedding_source(_MLPWithOwnEmbed(6, (8,), 3)) == "embed"
+    assert embedding_source(UserNet()) == "last_linear"
+    assert embedding_source(_WithEmbeddingLayer()) == "last_linear"
+    with pytest.raises(ConfigError, match="no embed\\(\\) method and no nn.Linear"):
+        embedding_source(nn.Sequential(nn.Flatten(), nn.ReLU()))
+
+
+def test_a_user_models_embed_is_what_every_embedding_path_returns():
+    torch.manual_seed(0)
+    model = UserNetWithEmbed().eval()
+    x = torch.randn(9, 6)
+    with torch.no_grad():
+        logits, emb = logits_and_embeddings(model, x)
+        torch.testing.assert_close(logits, model(x))
+        torch.testing.assert_close(emb, 10.0 * x[:, :2])
+        torch.testing.assert_close(embed(model, x), 10.0 * x[:, :2])
+    calls = model.embed_calls
+    logits_b, emb_b = batched_logits_and_embeddings(model, x, batch_size=4)
+    assert model.embed_calls == calls + 3, "one embed call per batch"
+    torch.testing.assert_close(emb_b, 10.0 * x[:, :2])
+    torch.testing.assert_close(batched_inference(model, x, embeddings=True), 10.0 * x[:, :2])
+    torch.testing.assert_close(logits_b, logits)
+
+
+def test_a_subclass_overriding_embed_is_not_bypassed():
+    torch.manual_seed(0)
+    model = _MLPWithOwnEmbed(6, (8,), 3).eval()
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        logits, emb = logits_and_embeddings(model, x)
+        torch.testing.assert_close(emb, -model.body(x))
+        torch.testing.assert_close(logits, model(x))
+
+
+def test_a_layer_named_embed_is_not_called_as_the_embedding():
+    torch.manual_seed(0)
+    model = _WithEmbeddingLayer().eval()
+    x = torch.randn(5, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(embed(model, x), torch.tanh(model.embed(x)))
+
+
+def test_forward_passes_counts_a_separate_embed_call():
+    assert forward_passes(UserNetWithEmbed(), with_embeddings=True) == 2
+    assert forward_passes(UserNetWithEmbed(), with_embeddings=False) == 1
+    assert forward_passes(build_model("mlp:8", (6,), 3), with_embeddings=True) == 1
+    assert forward_passes(UserNet(), with_embeddings=True) == 1
+
+
+def test_an_embed_without_one_row_per_item_is_a_clear_error():
+    class Summed(UserNet):
+        def embed(self, x):
+            return x.sum(0)
+
+    with pytest.raises(ConfigError, match="one row per item"):
+        embed(Summed(), torch.randn(4, 6))
+
+
+def test_a_forward_that_skips_its_last_linear_is_a_clear_error():
+    class Skips(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(6, 3)
+            self.unused = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    with pytest.raises(ConfigError, match="never calls its last nn.Linear"):
+        logits_and_embeddings(Skips(), torch.randn(2, 6))
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from calkit import ActiveLoop, RunConfig
 from calkit.checkpoint import checkpoint_path, load_checkpoint
+from calkit.entropy import predictive_entropy
 from calkit.errors import ConfigError
 from calkit.models import build_model
 from calkit.policies import POLICIES, PolicyOptions, ReplayPolicy, RoundData, make_policy
@@ -19,12 +21,13 @@ from calkit.policies.base import RoundContext, Step
 from calkit.policies.mir import interference
 from calkit.policies.sd import distillation_kl, scaled_distillation_loss
 from calkit.policies.targets import StoredTargets
+from calkit.submodular import greedy_maximize
 from calkit.tensors import DeviceData
-from calkit.policies.cal import CalPolicy
+from calkit.policies.presets import PRESETS, Preset
 from calkit.train import FixedEpochs, LabeledPasses, NewItemsLearned, TrainAccuracy
 from calkit.train.warm_start import ShrinkPerturb
 from tests.conftest import make_blobs
-from tests.helpers import comparable, labeled_set, metrics
+from tests.helpers import UserNet, UserNetWithEmbed, comparable, labeled_set, metrics
 
 CONTINUAL = [name for name, cls in POLICIES.items() if issubclass(cls, ReplayPolicy)]
 
@@ -147,7 +150,7 @@ def test_replay_size_from_fraction_and_default():
     assert PolicyOptions(replay_fraction=0.05).replay_count(64, 1.0) == 3
     assert PolicyOptions(replay_size=10).replay_count(64, 1.0) == 10
     assert PolicyOptions().replay_count(64, 2.0) == 128
-    with pytest.raises(ConfigError, match="not both"):
+    with pytest.raises(ConfigError, match="only one of"):
         PolicyOptions(replay_size=3, replay_fraction=0.2)
     with pytest.raises(ConfigError, match="replay-fraction"):
         PolicyOptions(replay_fraction=1.0)
@@ -185,19 +188,20 @@ def test_reset_tuned_trains_later_rounds_at_one_and_a_half_times_the_rate(tmp_pa
     loop.close()
 
 
-def test_resume_refuses_a_run_whose_learning_rate_would_change(tmp_path, monkeypatch):
-    """A calkit that changed a policy's rate must not finish an old run at the new one."""
-    from calkit.policies.reset_tuned import TunedResetPolicy
-
+def test_a_run_keeps_its_learning_rate_when_the_preset_changes(tmp_path, monkeypatch):
+    """A calkit that retuned a preset's rate finishes an old run at the rate it was created with."""
     loop = ActiveLoop.create(tmp_path / "r", _cfg("reset-tuned", rounds=2), dataset=make_blobs())
     assert loop.run().complete
     loop.close()
     assert [r["lr"] for r in metrics(tmp_path / "r")] == [0.01, 0.015]
     config = tmp_path / "r" / "config.yaml"
     config.write_text(config.read_text().replace("rounds: 2", "rounds: 3"))
-    monkeypatch.setattr(TunedResetPolicy, "lr_factor", 1.0)
-    with pytest.raises(ConfigError, match="lr: trained with '0.015'"):
-        ActiveLoop.open(tmp_path / "r", dataset=make_blobs()).run()
+    tuned = PRESETS["reset-tuned"]
+    monkeypatch.setitem(PRESETS, "reset-tuned", Preset(tuned.name, tuned.policy, {**tuned.settings, "later_lr_factor": 1.0}))
+    resumed = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
+    assert resumed.run().complete
+    resumed.close()
+    assert [r["lr"] for r in metrics(tmp_path / "r")] == [0.01, 0.015, 0.015]
 
 # -- stored targets -------------------------------------------------------------------------
 def test_stored_targets_are_written_once_per_item():
@@ -284,6 +288,34 @@ def test_mir_sampling_option_draws_distinct_candidates():
     assert len(set(step.replay_ids.tolist())) == 5
 
 
+def _sds2_replay(model) -> tuple[Step, RoundContext]:
+    ctx = round_context("sds2", n_history=60, model=model)
+    policy = make_policy("sds2", PolicyOptions(replay_size=5, candidates=20))
+    return policy.choose_replay(ctx.rnd.new_ids[:8], 5, ctx), ctx
+
+
+def test_sds2_covers_a_user_models_own_embeddings():
+    torch.manual_seed(0)
+    own = UserNetWithEmbed()
+    torch.manual_seed(0)
+    plain = UserNet()  # the same weights, embeddings read from its hidden layer
+    step, _ = _sds2_replay(own)
+    assert own.embed_calls == 1
+    assert step.extra_forward == 2 * 20, "scoring 20 candidates: a forward and an embed pass each"
+    # the same candidate draw, scored by hand with the custom embeddings
+    ctx2 = round_context("sds2", n_history=60, model=own)
+    policy = make_policy("sds2", PolicyOptions(replay_size=5, candidates=20))
+    cands = policy.sample_candidates(ctx2, 20)
+    x = ctx2.data.features(cands)
+    with torch.no_grad():
+        h = predictive_entropy(own.eval()(x))
+    expected = greedy_maximize((10.0 * x[:, :2]).numpy(), 5, ctx2.rng, h, 1.0).indices
+    assert step.replay_ids.tolist() == cands[expected].tolist()
+    plain_step, _ = _sds2_replay(plain)
+    assert plain_step.extra_forward == 20
+    assert set(plain_step.replay_ids.tolist()) != set(step.replay_ids.tolist())
+
+
 # -- every policy end to end ----------------------------------------------------------------
 def _cfg(policy: str, **kw) -> RunConfig:
     base = dict(dataset="blobs", model="mlp:16", policy=policy, initial=20, round_size=10, rounds=4, epochs=5, lr=0.01,
@@ -307,6 +339,24 @@ def test_every_policy_runs_and_resumes_like_an_uninterrupted_run(tmp_path, name)
     assert labeled_set(tmp_path / "part") == labeled_set(tmp_path / "full")
     assert comparable(metrics(tmp_path / "part")) == comparable(metrics(tmp_path / "full"))
     assert metrics(tmp_path / "full")[-1]["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("user_model", [UserNet, UserNetWithEmbed])
+def test_a_user_model_runs_sds2_with_diverse_acquisition(tmp_path, user_model):
+    """Any nn.Module returning logits works; one with embed() has it used (and counted)."""
+    made: list[nn.Module] = []
+
+    def factory() -> nn.Module:
+        made.append(user_model())
+        return made[-1]
+
+    cfg = _cfg("sds2", acquisition="diverse", rounds=3)
+    loop = ActiveLoop.create(tmp_path / "run", cfg, dataset=make_blobs(), model_factory=factory)
+    assert loop.run().complete
+    loop.close()
+    assert len(metrics(tmp_path / "run")) == 3
+    if user_model is UserNetWithEmbed:
+        assert sum(m.embed_calls for m in made) > 0
 
 
 def test_continual_rounds_cost_the_same_whatever_the_round():
@@ -336,7 +386,8 @@ def test_continual_policies_default_to_fixed_epochs_and_reset_to_the_accuracy_ru
 def test_cal_trains_until_the_new_items_are_learned(tmp_path):
     loop = ActiveLoop.create(tmp_path / "a", _cfg("cal", epochs=None), dataset=make_blobs())
     assert loop.stop_rule == LabeledPasses(2.0, 0.99, 40)
-    assert loop.stop_rule == LabeledPasses(CalPolicy.default_labeled_passes, 0.99, CalPolicy.default_min_round_steps)
+    cal = PRESETS["cal"].settings
+    assert loop.stop_rule == LabeledPasses(cal["labeled_passes"], cal["new_accuracy"], cal["min_round_steps"])
     assert loop.warm_start == ShrinkPerturb(0.9, 0.05)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "p", _cfg("cal", epochs=None, labeled_passes=1.5, min_round_steps=0),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 from torch import nn
@@ -11,6 +9,7 @@ from torch import nn
 from calkit import ActiveLoop, RunConfig
 from calkit.checkpoint import checkpoint_path, load_checkpoint
 from calkit.errors import ConfigError
+from calkit.report import read_metrics
 from calkit.train.warm_start import shrink_perturb
 from tests.conftest import make_blobs
 
@@ -56,19 +55,19 @@ def test_cal_shrinks_by_default_and_every_record_says_what_the_model_went_throug
     assert not all(torch.allclose(r1[k], r0[k], atol=1e-6) for k in r0 if k.endswith("weight"))
     (c0, c1) = _first_layer_after(tmp_path, "off", policy="cal", shrink=1.0, perturb=0.0)
     assert all(torch.allclose(c1[k], c0[k], atol=1e-6) for k in c0 if k.endswith("weight"))
-    records = [json.loads(line) for line in (tmp_path / "cal" / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(tmp_path / "cal")
     assert [r["warm_start"] for r in records] == ["none", "shrink 0.9, perturb 0.05"]
-    reset = [json.loads(line) for line in (tmp_path / "off" / "metrics.jsonl").read_text().splitlines()]
+    reset = read_metrics(tmp_path / "off")
     assert [r["warm_start"] for r in reset] == ["none", "none"]
 
 
-def test_resume_refuses_a_run_whose_warm_start_would_change(tmp_path):
+def test_resume_refuses_a_run_whose_config_was_edited_to_another_warm_start(tmp_path):
     cfg = RunConfig(dataset="blobs", model="mlp:16", policy="cal", initial=20, round_size=10, rounds=2, epochs=1)
     loop = ActiveLoop.create(tmp_path / "r", cfg, dataset=make_blobs())
     assert loop.run().complete  # round 1 was shrunk by cal's default
     loop.close()
     config = tmp_path / "r" / "config.yaml"
-    edited = config.read_text().replace("rounds: 2", "rounds: 3").replace("shrink: null", "shrink: 0.5")
+    edited = config.read_text().replace("rounds: 2", "rounds: 3").replace("shrink: 0.9", "shrink: 0.5")
     assert "shrink: 0.5" in edited
     config.write_text(edited)
     with pytest.raises(ConfigError, match="warm_start"):

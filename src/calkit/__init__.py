@@ -15,22 +15,31 @@ __version__ = "0.2.0"
 _PUBLIC = {
     "ActiveLoop": "calkit.loop",
     "CalkitError": "calkit.errors",
+    "Item": "calkit.run",
+    "LabelError": "calkit.errors",
+    "Run": "calkit.run",
+    "SubmitResult": "calkit.ledger",
     "Dataset": "calkit.data",
     "RunConfig": "calkit.config",
     "RunStatus": "calkit.loop",
     "load_dataset": "calkit.data",
 }
 
-__all__ = ["ActiveLoop", "CalkitError", "Dataset", "RunConfig", "RunStatus", "__version__", "load_dataset"]
+__all__ = ["ActiveLoop", "CalkitError", "Dataset", "Item", "LabelError", "Run", "RunConfig", "RunStatus", "SubmitResult",
+           "__version__", "errors", "load_dataset"]
 
 if TYPE_CHECKING:
     from calkit.config import RunConfig
     from calkit.data import Dataset, load_dataset
-    from calkit.errors import CalkitError
+    from calkit.errors import CalkitError, LabelError
+    from calkit.ledger import SubmitResult
     from calkit.loop import ActiveLoop, RunStatus
+    from calkit.run import Item, Run
 
 
 def __getattr__(name: str):
+    if name == "errors":
+        return importlib.import_module("calkit.errors")
     if name not in _PUBLIC:
         raise AttributeError(f"module 'calkit' has no attribute {name!r}")
     value = getattr(importlib.import_module(_PUBLIC[name]), name)

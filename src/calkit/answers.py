@@ -1,8 +1,9 @@
 """People as the oracle, through plain files: write the pending query out, read answers back.
 
-Ingest is all-or-nothing: the whole file is parsed and checked first (unknown ids, ids that
-were not asked, invalid labels, contradictions inside the file), and only a file with no
-problem is written, in one ledger transaction. Re-ingesting the same answers adds nothing.
+Ingest is all-or-nothing: the file is parsed and checked (unreadable rows, invalid labels), then
+the ledger checks the rest (unknown ids, ids not in the open query, contradictions inside the
+file) in the transaction that writes; one problem and nothing is written. Re-ingesting the same
+answers adds nothing.
 """
 
 from __future__ import annotations
@@ -13,45 +14,42 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+from typing import TYPE_CHECKING, Sequence
 
-from calkit.data.dataset import Dataset
-from calkit.errors import IngestError, LedgerError
+from calkit.errors import IngestError, LabelError, LedgerError
 from calkit.ledger import LabelFact, Ledger
+
+if TYPE_CHECKING:
+    from calkit.run import Item
 
 QUERY_FIELDS = ("item_id", "round", "rank", "score", "label")
 
 
 def pending_round(ledger: Ledger) -> int | None:
-    """The last query's round while some of its items lack labels, else None."""
-    last = ledger.last_query_round()
-    if last is None or len(ledger.unanswered(last)) == 0:
+    """The open round while some of its items lack an agreed label, else None."""
+    t = ledger.open_round()
+    if t is None or len(ledger.unanswered(t)) == 0:
         return None
-    return last
+    return t
 
 
-def write_query(ledger: Ledger, out_dir: Path, dataset: Dataset | None = None) -> tuple[Path, Path, int]:
-    """Write the pending query as CSV (to fill in) and JSONL; returns both paths and the count.
-
-    Items already answered are left out, so the files always list exactly what is still asked.
-    """
-    t = pending_round(ledger)
-    if t is None:
+def write_query(items: Sequence[Item], out_dir: Path) -> tuple[Path, Path, int]:
+    """Write pending items (calkit.Run.pending) as CSV (to fill in) and JSONL; returns both paths
+    and the count. A text item's text goes in a ``text`` column, so people see what they label."""
+    if not items:
         raise LedgerError("no query is pending: every asked item has a label")
-    query = ledger.query(t)
-    assert query is not None
-    waiting = set(ledger.unanswered(t).tolist())
+    t = items[0].round
+    with_text = any(isinstance(item.display, str) for item in items)
     rows = []
-    for rank, (item_id, score) in enumerate(zip(query.ids.tolist(), query.scores.tolist())):
-        if item_id in waiting:
-            row = {"item_id": item_id, "round": t, "rank": rank, "score": round(score, 6), "label": ""}
-            if dataset is not None and dataset.texts is not None:
-                row["text"] = dataset.texts[int(dataset.positions(np.array([item_id]))[0])]
-            rows.append(row)
+    for item in items:
+        row = {"item_id": item.id, "round": item.round, "rank": item.rank, "score": round(item.score, 6), "label": ""}
+        if with_text:
+            row["text"] = item.display if isinstance(item.display, str) else ""
+        rows.append(row)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, jsonl_path = out_dir / f"round-{t:04d}.csv", out_dir / f"round-{t:04d}.jsonl"
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()) if rows else list(QUERY_FIELDS))
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
     writer.writeheader()
     writer.writerows(rows)
     csv_path.write_text(buf.getvalue())
@@ -61,8 +59,8 @@ def write_query(ledger: Ledger, out_dir: Path, dataset: Dataset | None = None) -
 
 @dataclass(frozen=True)
 class IngestResult:
-    added: int
-    already_present: int
+    added: int  #: new answers, and changed answers that supersede the annotator's earlier one
+    already_present: int  #: rows repeating the annotator's current answer
     blank: int
     still_pending: int
 
@@ -70,16 +68,19 @@ class IngestResult:
 def ingest(
     ledger: Ledger, path: Path, class_names: list[str], annotator: str | None = None, guideline: str | None = None
 ) -> IngestResult:
-    """Check every row of an answers file, then store all of it or nothing."""
+    """Check every row of an answers file, then store all of it or nothing (one transaction)."""
     rows, blank = _read_answers(path)
-    facts = _to_facts(ledger, rows, class_names, annotator, guideline)
-    t = ledger.last_query_round()
+    facts, problems = _to_facts(rows, class_names, annotator, guideline)
+    if problems:
+        raise IngestError(f"{path}: answers rejected, nothing was written:\n  " + "\n  ".join(problems))
     try:
-        added, present = ledger.add_labels(facts)
-    except LedgerError as exc:
-        raise IngestError(f"{path}: {exc}; nothing was written") from exc
+        result = ledger.submit(facts, n_classes=len(class_names))
+    except LabelError as exc:
+        lines = [f"item {item}: {why}" for item, why in exc.problems.items()]
+        raise IngestError(f"{path}: answers rejected, nothing was written:\n  " + "\n  ".join(lines)) from exc
+    t = ledger.open_round()
     still = len(ledger.unanswered(t)) if t is not None else 0
-    return IngestResult(added, present, blank, still)
+    return IngestResult(result.written, result.unchanged, blank, still)
 
 
 def _read_answers(path: Path) -> tuple[list[tuple[int, dict]], int]:
@@ -115,10 +116,15 @@ def _read_answers(path: Path) -> tuple[list[tuple[int, dict]], int]:
 
 
 def _to_facts(
-    ledger: Ledger, rows: list[tuple[int, dict]], class_names: list[str], annotator: str | None, guideline: str | None
-) -> list[LabelFact]:
+    rows: list[tuple[int, dict]], class_names: list[str], annotator: str | None, guideline: str | None
+) -> tuple[list[LabelFact], list[str]]:
+    """The file's rows as facts, and the problems only the file can name (by line).
+
+    Whether an item exists and is in the open query is the ledger's check, made in the
+    transaction that writes.
+    """
     problems: list[str] = []
-    parsed: list[tuple[int, int, str | None]] = []
+    facts: list[LabelFact] = []
     for line, row in rows:
         item_id = _as_int(row.get("item_id"))
         label = _label_index(row.get("label"), class_names)
@@ -128,51 +134,8 @@ def _to_facts(
             problems.append(f"line {line}: item {item_id}: label {row.get('label')!r} is not one of {class_names}")
         else:
             who = str(row.get("annotator") or "").strip() or annotator
-            parsed.append((item_id, label, who))
-    ids = [p[0] for p in parsed]
-    unknown = sorted(set(ids) - ledger.known_items(ids))
-    if unknown:
-        problems.append(f"unknown item ids: {_short(unknown)}")
-    asked = ledger.query_round_of(ids)
-    not_asked = sorted(set(ids) - set(unknown) - asked.keys())
-    if not_asked:
-        problems.append(f"items that were never queried: {_short(not_asked)}")
-    problems += _contradictions(parsed)
-    problems += _answers_to_closed_rounds(ledger, parsed, asked)
-    if problems:
-        raise IngestError("answers rejected, nothing was written:\n  " + "\n  ".join(problems))
-    return [LabelFact(i, y, source="ingest", annotator=who, guideline_version=guideline) for i, y, who in parsed]
-
-
-def _contradictions(parsed: list[tuple[int, int, str | None]]) -> list[str]:
-    seen: dict[tuple[int, str | None], int] = {}
-    out = []
-    for item_id, label, who in parsed:
-        key = (item_id, who)
-        if key in seen and seen[key] != label:
-            out.append(f"item {item_id} has two different labels in this file")
-        seen[key] = label
-    return out
-
-
-def _answers_to_closed_rounds(ledger: Ledger, parsed: list[tuple[int, int, str | None]], asked: dict[int, int]) -> list[str]:
-    """A round is closed once a model trained on it; exact repeats of its answers are fine.
-
-    Until then a complete answer can still be corrected (the latest fact wins).
-    """
-    trained = ledger.trained_rounds()
-    current = ledger.current_labels([p[0] for p in parsed])
-    out = []
-    for item_id, label, _ in parsed:
-        rnd = asked.get(item_id)
-        if rnd is None or rnd not in trained:
-            continue
-        if current.get(item_id) != label:
-            out.append(
-                f"item {item_id} was answered in round {rnd}, which a model has been trained on; "
-                f"a different label ({label}) cannot be added there"
-            )
-    return out
+            facts.append(LabelFact(item_id, label, source="ingest", annotator=who, guideline_version=guideline))
+    return facts, problems
 
 
 def _label_index(value: object, class_names: list[str]) -> int | None:
@@ -198,6 +161,3 @@ def _as_int(value: object) -> int | None:
     return int(as_float) if as_float.is_integer() else None
 
 
-def _short(values: list[int], limit: int = 20) -> str:
-    head = ", ".join(map(str, values[:limit]))
-    return head + (f" and {len(values) - limit} more" if len(values) > limit else "")

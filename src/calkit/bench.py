@@ -1,14 +1,20 @@
-"""`calkit bench`: the benchmark suites, as data, and the BENCHMARKS.md section they write.
+"""`calkit bench`: the benchmark suites, as data, and running them.
 
 ``cpu`` is sized for a 2-core machine (the whole suite in well under 45 minutes there);
 ``paper`` is the CAL paper's reference setting (ResNet-18 on Fashion-MNIST, SGD) for a GPU.
-Every run goes to an ordinary resumable comparison directory under ``--out``.
+Every run goes to an ordinary resumable comparison directory under ``--out``, and ``bench.json``
+there records what ran, on which machine, for how long.
+
+Nothing here writes outside ``--out``: an installed library has no business rewriting a
+repository's files. Publishing (copying the small result files into ``benchmarks/results`` and
+regenerating BENCHMARKS.md's section) is the repository's own script,
+``python benchmarks/publish.py OUT``, which reads only what this module wrote.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +23,13 @@ import numpy as np
 import torch
 
 from calkit.compare import CompareSpec, run_compare
-from calkit.compare_report import PAPER_BASELINE, format_headline, means_table_md
+from calkit.compare_report import format_headline
 from calkit.config import RunConfig
 from calkit.errors import CalkitError
 from calkit.machine import machine_info
 
-BEGIN, END = "<!-- calkit bench cpu: begin (generated) -->", "<!-- calkit bench cpu: end -->"
+#: The record of a suite's runs in ``--out``, read by ``benchmarks/publish.py``.
+MANIFEST = "bench.json"
 
 
 @dataclass(frozen=True)
@@ -85,18 +92,11 @@ def suite_entries(suite: str, names: tuple[str, ...] | None = None) -> tuple[Ent
     return tuple(known[n] for n in names)
 
 
-PUBLISHED = ("report.md", "summary.json", "scatter.png", "learning_curves.png")
-
-
 def run_bench(
-    suite: str, out: Path, benchmarks_md: Path, device: str | None, force: bool, seeds: tuple[int, ...],
-    publish: Path | None = None, entries: tuple[str, ...] | None = None,
+    suite: str, out: Path, device: str | None, force: bool, seeds: tuple[int, ...],
+    entries: tuple[str, ...] | None = None,
 ) -> int:
-    """Run a suite (or some of its ``entries``); the whole cpu suite rewrites its BENCHMARKS.md section.
-
-    ``publish`` receives a copy of each entry's report, summary and plots (small files, unlike
-    the run directories with their checkpoints), and the section links there instead of ``out``.
-    """
+    """Run a suite (or some of its ``entries``) into ``out`` and record them in ``out/bench.json``."""
     chosen = suite_entries(suite, entries)
     device = device or ("cuda" if suite == "paper" else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -107,20 +107,35 @@ def run_bench(
                 "anyway"
             )
         device = "cpu"
-    results = []
     for entry in chosen:
         spec = dataclasses.replace(entry.spec(seeds), base=dataclasses.replace(entry.base, device=device))
         print(f"== {entry.name} ==", flush=True)
         t0 = time.perf_counter()
         summary = run_compare(spec, out / entry.name)
         print(format_headline(summary), flush=True)
-        reports = _publish(out / entry.name, publish / entry.name) if publish else out / entry.name
-        results.append((entry, summary, reports, _entry_seconds(out / entry.name, time.perf_counter() - t0)))
-    total = sum(r[3] for r in results)
-    if suite == "cpu" and not entries:
-        _write_generated(benchmarks_md, results, total, seeds, out, publish)
-        print(f"{benchmarks_md} updated ({total / 60:.1f} min)")
+        seconds = _entry_seconds(out / entry.name, time.perf_counter() - t0)
+        _record(out, suite, seeds, entry, seconds)
+    print(f"results in {out} ({out / MANIFEST}); to publish them from a calkit checkout: "
+          f"python benchmarks/publish.py {out} --results benchmarks/results/{suite}_suite_{time.strftime('%Y-%m-%d')}")
     return 0
+
+
+def _record(out: Path, suite: str, seeds: tuple[int, ...], entry: Entry, seconds: float) -> None:
+    """Add a finished entry to ``out/bench.json`` (kept across partial runs of the same suite and
+    seeds), with the machine and the command, so publishing needs nothing but this folder."""
+    path = out / MANIFEST
+    old = json.loads(path.read_text()) if path.exists() else {}
+    same = old.get("suite") == suite and old.get("seeds") == list(seeds)
+    done = {**(old.get("entries", {}) if same else {}),
+            entry.name: {"tuning": entry.tuning, "notes": entry.notes, "seconds": round(seconds, 1)}}
+    order = [e.name for e in suite_entries(suite)]
+    manifest = {
+        "suite": suite, "seeds": list(seeds), "suite_entries": order,
+        "command": f"calkit bench {suite} --seeds {seeds_text(seeds)} --out {out}",
+        "machine": machine_info(),
+        "entries": {name: done[name] for name in order if name in done},
+    }
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 def _entry_seconds(entry_dir: Path, measured: float) -> float:
@@ -155,56 +170,6 @@ def estimate_cpu_hours(entry: Entry, seeds: int) -> float:
     return seeds * policies * 0.5 * (reset_grads + scoring) * per_sample / 3600
 
 
-def _publish(source: Path, target: Path) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    for name in PUBLISHED:
-        if (source / name).exists():
-            shutil.copyfile(source / name, target / name)
-    return target
-
-
-def headline_table(results: list[tuple[Entry, dict, Path, float]], policy: str = "cal") -> list[str]:
-    """One row per dataset: the parity verdict and the speed-ups against both baselines."""
-    lines = [
-        f"| dataset | tuned on | `{policy}` at parity (budgets) | relative accuracy | worst budget [95 % interval] "
-        "| x sample-grads | x compute | x end to end | against `reset` (paper rule): relative, x sample-grads, "
-        "x compute, x end to end |",
-        "|---|---|---|---:|---|---:|---:|---:|---|",
-    ]
-    for entry, summary, _, _ in results:
-        data = summary["policies"][policy]
-        m, paper = data["mean"], data["against"][PAPER_BASELINE]["mean"]
-        later = [b for b in data["budgets"] if not b["shared_start"]]
-        worst = min(later, key=lambda b: b["relative_accuracy"])
-        ci = worst["relative_accuracy_ci95"]
-        interval = "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
-        verdict = "yes" if m["budgets_at_parity"] == m["budgets"] else "**no**"
-        lines.append(
-            f"| {entry.name} | {'tuning' if entry.tuning else 'evaluation only'} | {verdict} "
-            f"({m['budgets_at_parity']}/{m['budgets']}) | {m['relative_accuracy']:.4f} | "
-            f"{worst['relative_accuracy']:.4f}{interval} at {worst['labeled']:,} | {m['speedup_sample_gradients']:.2f}x | "
-            f"{m['speedup_compute']:.2f}x | {m['speedup_end_to_end']:.2f}x | {paper['relative_accuracy']:.4f}, "
-            f"{paper['speedup_sample_gradients']:.2f}x, {paper['speedup_compute']:.2f}x, {paper['speedup_end_to_end']:.2f}x |"
-        )
-    return lines
-
-
-def _section(entry: Entry, summary: dict, run_dir: Path, seconds: float) -> str:
-    role = "tuning dataset" if entry.tuning else "evaluation only"
-    lines = [f"### {entry.name} ({role})", "", f"{summary['dataset']}, model `{summary['model']}`, pool "
-             f"{summary['pool_size']:,}, budgets {summary['budgets']}, seeds {summary['seeds']}"
-             + (f"; {entry.notes}" if entry.notes else "") + f". {seconds / 60:.1f} min.", ""]
-    for setup, body in summary["setups"].items():
-        rules = "; ".join(f"`{p}`: {r}" for p, r in body["stopping_rules"].items())
-        lines += [f"Setup `{setup}`, against `{body['baseline']}`. Initial round (shared): {body['initial_rule']}. "
-                  f"Later rounds: {rules}.", ""]
-        lines += means_table_md({p: d["mean"] for p, d in body["policies"].items()})
-        lines.append("")
-    lines += [f"Per budget, per seed, against both baselines, with forgetting, entropy correlation and plots: "
-              f"`{run_dir}/report.md`.", ""]
-    return "\n".join(lines)
-
-
 def seeds_text(seeds: tuple[int, ...]) -> str:
     """How `--seeds` spells these seeds: N, FIRST-LAST or a list."""
     if seeds == tuple(range(len(seeds))):
@@ -212,32 +177,3 @@ def seeds_text(seeds: tuple[int, ...]) -> str:
     if seeds == tuple(range(seeds[0], seeds[0] + len(seeds))):
         return f"{seeds[0]}-{seeds[-1]}"
     return ",".join(map(str, seeds))
-
-
-def _write_generated(
-    path: Path, results: list[tuple[Entry, dict, Path, float]], seconds: float, seeds: tuple[int, ...], out: Path,
-    publish: Path | None,
-) -> None:
-    command = f"calkit bench cpu --seeds {seeds_text(seeds)} --out {out}" + (f" --publish {publish}" if publish else "")
-    tuned = ", ".join(e.name for e, *_ in results if e.tuning)
-    body = "\n".join([
-        BEGIN, "## CPU suite (`calkit bench cpu`)", "",
-        f"{machine_info()}. Regenerate with `{command}` ({seconds / 60:.1f} min here).", "",
-        f"Every number is on the test split, with seeds {list(seeds)}; calkit's defaults were chosen on the "
-        f"validation splits of the tuning datasets ({tuned}) with seeds 0-2. Every policy of a seed continues "
-        "from the same trained initial round, so the first budget is identical by construction and every mean "
-        "leaves it out. Relative accuracy is the mean over seeds of each seed's ratio to the baseline run with "
-        "the same seed; a budget is at parity when that mean is >= 0.995 and the lower end of its 95 % "
-        "t-interval >= 0.99. Speed-ups are the baseline's cumulative cost over the policy's (per seed, then "
-        "averaged over seeds and over the budgets after the start); compute counts 3 per sample-gradient and 1 "
-        "per forward-only pass. The headline baseline is `reset-tuned`; `reset` keeps the CAL paper's rule.", "",
-        *headline_table(results), "",
-        *(_section(entry, summary, reports, secs) for entry, summary, reports, secs in results), END,
-    ])
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + body + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    path.write_text(text)

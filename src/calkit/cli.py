@@ -14,9 +14,12 @@ from calkit.errors import CalkitError
 if TYPE_CHECKING:
     from calkit.config import RunConfig
 
-#: Exit status of `run` and `resume` when the run stopped to wait for people's labels: neither
-#: done (0) nor failed (2), so that scripts can tell the three apart.
+#: Exit status of `run`, `resume` and `status` when the run stopped to wait for people's labels:
+#: neither done (0) nor failed (2), so that scripts can tell them apart; and when another process
+#: is training it.
 EXIT_AWAITING_LABELS = 3
+EXIT_TRAINING_ELSEWHERE = 4
+EXIT_STATUS = {"awaiting_labels": EXIT_AWAITING_LABELS, "training": EXIT_TRAINING_ELSEWHERE}
 
 #: The seeds of published benchmark numbers: never used while tuning (tuning uses 0, 1, 2).
 PUBLISHED_SEEDS = (100, 101, 102, 103, 104)
@@ -25,61 +28,70 @@ PUBLISHED_SEEDS = (100, 101, 102, 103, 104)
 def run_flags() -> list[tuple[str, type, str]]:
     """Flags of `calkit run` that map one-to-one onto RunConfig fields: (flag, type, help).
 
-    Built on demand, not at import: the defaults quoted in the help come from the policy classes,
-    which import torch, and `calkit --version` should not wait for that.
+    Built on demand, not at import: the choices come from the registries (plugins included) and
+    the defaults quoted from the presets and policies, which import torch, and `calkit --version`
+    should not wait for that. Booleans are separate (BOOLEAN_FLAGS), each with its --no- form.
     """
-    from calkit.policies.cal import CalPolicy
+    from calkit.acquisition import ACQUISITIONS
+    from calkit.oracle import ORACLES
+    from calkit.policies import PRESETS, policy_names
     from calkit.policies.replay import DEFAULT_CAL_EPOCHS
-    from calkit.policies.reset_tuned import TunedResetPolicy
+    from calkit.resolve import DEFAULT_INITIAL_ACCURACY, DEFAULT_INITIAL_MAX_EPOCHS
 
+    cal, tuned = PRESETS["cal"].settings, PRESETS["reset-tuned"].settings
+    presets = "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
     return [
-        ("dataset", str, "digits, fashion-mnist, fine-foods, vader-amazon, pbmc, or a .npz/.csv/.jsonl/.tsv file [digits]"),
+        ("dataset", str, "digits, fashion-mnist, fine-foods, vader-amazon, pbmc, or a .npz/.csv/.jsonl/.tsv file "
+         "(`calkit data list` shows all) [digits]"),
         ("data-dir", str, "folder holding the dataset's files (e.g. Fashion-MNIST IDX files)"),
         ("model", str, "mlp, mlp:512-256, convnet, convnet:32-64 [mlp]"),
         ("dropout", float, "dropout in the model [0]"),
-        ("policy", str, "reset, reset-tuned, warm (standard AL); cal (recommended), finetune, er, mir, der, sd, sds2 "
-         "(continual) [reset]"),
-        ("acquisition", str, "random, entropy, margin, least_confidence, diverse [entropy]"),
+        ("policy", str, f"one of {', '.join(policy_names())} [reset]. Presets: {presets}"),
+        ("acquisition", str, f"one of {', '.join(ACQUISITIONS.names())} [entropy]"),
         ("initial", int, "size of the random initial set [100]"),
         ("round-size", int, "items labeled per round after the initial one [100]"),
         ("rounds", int, "number of rounds, the initial one included"),
         ("budget", str, "stop at this many labels: a count (6000), fraction (0.1) or percentage (10%%)"),
         ("seed", int, "seed of every random choice [0]"),
-        ("oracle", str, "simulated (known labels) or files (people, via query/ingest) [simulated]"),
+        ("oracle", str, f"{' or '.join(ORACLES)}: known labels, or people answering through the API, files "
+         "(query/ingest) or the web application ('files' is an alias of 'people') [simulated]"),
         ("optimizer", str, "adam or sgd [adam]"),
         ("lr", float, "learning rate [0.001]"),
+        ("later-lr-factor", float, f"rounds after the initial one start from --lr times this "
+         f"[1; reset-tuned: {tuned['later_lr_factor']:g}]"),
         ("momentum", float, "SGD momentum [0.9]"),
         ("weight-decay", float, "weight decay [0]"),
         ("batch-size", int, "training minibatch size [64]"),
         ("initial-accuracy", float, "the initial round (every policy alike): train until the epoch's running accuracy "
-         "reaches this [0.99]"),
-        ("initial-max-epochs", int, "epoch cap of the initial round [20]"),
+         f"reaches this [{DEFAULT_INITIAL_ACCURACY:g}]"),
+        ("initial-max-epochs", int, f"epoch cap of the initial round [{DEFAULT_INITIAL_MAX_EPOCHS}]"),
         ("epochs", int, "train a fixed number of epochs per round after the initial one (overrides --train-accuracy)"),
         ("train-accuracy", float, "train each round until the epoch's running accuracy reaches this "
          "[0.99 for reset/warm]"),
         ("new-accuracy", float, "continual policies: train each round until the running accuracy on its new "
-         "items reaches this [cal: 0.99; the paper's policies train fixed epochs]"),
+         f"items reaches this [cal: {cal['new_accuracy']:g}; the paper's policies train fixed epochs]"),
         ("max-epochs", int, "epoch cap of standard AL's rounds after the initial one [reset: 50; reset-tuned: "
-         f"{TunedResetPolicy.default_max_epochs}]"),
+         f"{tuned['max_epochs']}]"),
         ("max-new-epochs", int, "epoch cap of a continual round under --new-accuracy, instead of --labeled-passes "
          f"[{DEFAULT_CAL_EPOCHS}]"),
         ("labeled-passes", float, "continual policies: a round takes ceil(K x labeled / new) epochs over its new items, "
-         f"K passes' worth of the labeled set [cal: {CalPolicy.default_labeled_passes:g}]"),
+         f"K passes' worth of the labeled set [cal: {cal['labeled_passes']:g}]"),
         ("min-round-steps", int, "continual policies under --labeled-passes: at least this many optimizer steps a round "
-         f"[cal: {CalPolicy.default_min_round_steps}]"),
+         f"[cal: {cal['min_round_steps']}]"),
         ("shrink", float, "policies that keep the model: multiply its weights by this before each later round "
-         f"[cal: {CalPolicy.default_shrink:g}; others 1, off]"),
-        ("perturb", float, "with --shrink: add this times a fresh initialisation [cal: "
-         f"{CalPolicy.default_perturb:g}; others 0]"),
+         f"[cal: {cal['shrink']:g}; others 1, off]"),
+        ("perturb", float, f"with --shrink: add this times a fresh initialisation [cal: {cal['perturb']:g}; others 0]"),
         ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
         ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
+        ("replay-ratio", float, f"continual policies: m'/m instead of --replay-size [cal: {cal['replay_ratio']:g}; "
+         "the paper's policies 2]"),
         ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),
         ("beta", float, "der: CE weight on replayed items [1.0]"),
         ("candidates", int, "mir/sds2: history candidates scored per step, C [max(2m', 256)]"),
         ("lam-s", float, "sds2: weight of the uncertainty term [1.0]"),
         ("kernel-width", float, "sds2: RBF kernel width [median heuristic]"),
         ("schedule", str, "learning-rate schedule: constant, cosine (restarted each round), infinite or wsd "
-         "(anneal a copy for use each round) [constant; cal: cosine]"),
+         "(anneal a copy for use each round) [constant; cal, reset-tuned: cosine]"),
         ("warmup", float, "cosine/infinite/wsd: warm-up share of the horizon [0.01]"),
         ("min-lr-factor", float, "cosine/infinite/wsd: the rate decays and anneals end at, times --lr [0.1]"),
         ("const-lr-factor", float, "infinite: the constant rate between anneals, times --lr [0.55]"),
@@ -98,6 +110,14 @@ def run_flags() -> list[tuple[str, type, str]]:
     ]
 
 
+#: RunConfig's boolean settings: each has --NAME and --no-NAME; unset leaves it to the policy.
+BOOLEAN_FLAGS = (
+    ("mir-sampling", "mir: sample replay by softmax of interference instead of top-k [off]"),
+    ("lr-scaling", "continual policies: scale the learning rate by (m + m')/m in rounds that replay "
+     "[cal: on; others off]"),
+)
+
+
 COMPARE_EXCLUDED = {"policy", "initial", "round-size", "rounds", "budget", "seed", "oracle", "keep-checkpoints"}
 
 
@@ -106,10 +126,8 @@ def add_run_flags(parser: argparse.ArgumentParser, exclude: set[str]) -> None:
     for flag, kind, text in run_flags():
         if flag not in exclude:
             parser.add_argument(f"--{flag}", type=kind, default=None, help=text)
-    parser.add_argument("--mir-sampling", action="store_true", default=None,
-                        help="mir: sample replay by softmax of interference instead of top-k")
-    parser.add_argument("--lr-scaling", action="store_true", default=None,
-                        help="continual policies: scale the learning rate by (m + m')/m")
+    for flag, text in BOOLEAN_FLAGS:
+        parser.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", type=Path)
     resume.add_argument("--quiet", action="store_true")
 
+    status = sub.add_parser("status", help="where a run stands (exit status as `resume` would stop)")
+    status.add_argument("run_dir", type=Path)
+    status.add_argument("--json", action="store_true", help="print a JSON object instead of a line")
+
     compare = sub.add_parser("compare", help="every policy against standard AL from the same initial sets")
     compare.add_argument("--config", type=Path, help="YAML file of run settings shared by all runs")
     add_run_flags(compare, exclude=COMPARE_EXCLUDED)
@@ -146,20 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--same-epochs", type=int, default=None, help="epochs per round in the `same` setup [20]")
     compare.add_argument("--out", type=Path, required=True, help="comparison directory (resumable)")
 
-    bench = sub.add_parser("bench", help="the benchmark suites: cpu (this machine) or paper (reference, GPU)")
+    bench = sub.add_parser("bench", help="the benchmark suites: cpu (this machine) or paper (reference, GPU); "
+                           "writes only under --out (a checkout publishes with benchmarks/publish.py)")
     bench.add_argument("suite", choices=("cpu", "paper"))
-    bench.add_argument("--out", type=Path, default=Path("runs/bench"), help="where the runs go [runs/bench]")
-    bench.add_argument("--benchmarks-md", type=Path, default=Path("BENCHMARKS.md"),
-                       help="markdown file whose generated section is rewritten [BENCHMARKS.md]")
+    bench.add_argument("--out", type=Path, default=Path("runs/bench"),
+                       help="where the runs and their record (bench.json) go [runs/bench]")
     bench.add_argument("--device", default=None, help="cpu or cuda [cuda for paper, cpu for cpu]")
     bench.add_argument("--force", action="store_true", help="run the paper suite on a CPU anyway")
     bench.add_argument("--seeds", type=parse_seeds, default=PUBLISHED_SEEDS,
                        help="N (seeds 0..N-1), a range 100-104 or a list 3,7 [100-104: seeds no tuning used; "
                             "the defaults were tuned with 0-2]")
-    bench.add_argument("--publish", type=Path, default=None,
-                       help="copy each entry's report, summary and plots here and link them from BENCHMARKS.md")
     bench.add_argument("--entries", default=None,
-                       help="comma list of suite entries to run (BENCHMARKS.md is rewritten only by a whole suite)")
+                       help="comma list of suite entries to run (all of them by default)")
 
     report = sub.add_parser("report", help="print a run's table and write its learning-curve plot")
     report.add_argument("run_dir", type=Path)
@@ -175,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("file", type=Path)
     ingest.add_argument("--annotator", help="who labeled (used where the file has no annotator column)")
     ingest.add_argument("--guideline", help="guideline version the labels follow")
+
+    data = sub.add_parser("data", help="the built-in datasets: list them, fetch them into the cache")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub.add_parser("list", help="each built-in dataset: whether it loads offline now, where it comes from")
+    fetch = data_sub.add_parser("fetch", help="download a dataset's package into the cache and build its arrays "
+                                "(loading never downloads)")
+    fetch.add_argument("names", nargs="*", metavar="NAME", help="built-in datasets, e.g. fine-foods pbmc")
+    fetch.add_argument("--all", action="store_true", help="every dataset that comes from a package registry")
     return parser
 
 
@@ -186,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {
         "run": cmd_run, "resume": cmd_resume, "report": cmd_report, "query": cmd_query, "ingest": cmd_ingest,
-        "compare": cmd_compare, "bench": cmd_bench,
+        "compare": cmd_compare, "bench": cmd_bench, "data": cmd_data,
+        "status": cmd_status,
     }
     try:
         return handler[args.command](args)
@@ -226,9 +255,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, flag.replace("-", "_"), None)
         if value is not None:
             base[flag.replace("-", "_")] = value
-    for flag in ("mir_sampling", "lr_scaling"):
-        if getattr(args, flag, None):
-            base[flag] = True
+    for flag, _ in BOOLEAN_FLAGS:
+        value = getattr(args, flag.replace("-", "_"), None)
+        if value is not None:
+            base[flag.replace("-", "_")] = value
     # A rule given on the command line wins over one in the config file.
     if args.epochs is None and args.train_accuracy is not None:
         base["epochs"] = None
@@ -238,14 +268,16 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from calkit.loop import ActiveLoop
+    from calkit.data.loaders import describe
+    from calkit.run import Run
 
     cfg = config_from_args(args)
     out = args.out or Path("runs") / f"{Path(cfg.dataset).stem}-{cfg.policy}-{cfg.acquisition}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    loop = ActiveLoop.create(out, cfg, progress=_progress(args.quiet), start_from=args.start_from)
+    run = Run.create(out, config=cfg, dataset=cfg.dataset, progress=_progress(args.quiet), start_from=args.start_from)
     if not args.quiet:
-        _describe_start(loop, out)
-    return _finish(loop)
+        print(describe(run.dataset))
+        print(run.describe())
+    return _advance(run)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -279,17 +311,48 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from calkit.bench import run_bench
 
     entries = tuple(e.strip() for e in args.entries.split(",") if e.strip()) if args.entries else None
-    return run_bench(args.suite, args.out, args.benchmarks_md, args.device, args.force, args.seeds, args.publish,
-                     entries)
+    return run_bench(args.suite, args.out, args.device, args.force, args.seeds, entries)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from calkit.loop import ActiveLoop
+    from calkit.run import Run
 
-    loop = ActiveLoop.open(args.run_dir, progress=_progress(args.quiet))
+    run = Run.open(args.run_dir, progress=_progress(args.quiet))
     if not args.quiet:
         print(f"resuming {args.run_dir}")
-    return _finish(loop)
+    return _advance(run)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Where a run stands; exits like `resume` would stop (0 complete, 3 awaiting labels)."""
+    import json
+
+    from calkit.run import Run
+
+    with Run.open(args.run_dir) as run:
+        status, plan, records = run.status(), run.plan, run.metrics()
+        summary = {
+            "run": str(args.run_dir), "state": status.state, "round": status.round, "rounds": len(plan),
+            "labeled": status.labeled, "budget": sum(plan), "pending": status.pending, "disputed": status.disputed,
+            "policy": run.config.policy, "oracle": run.config.oracle,
+            "last_trained": records[-1] if records else None,
+        }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(_status_line(summary))
+    return EXIT_STATUS.get(status.state, 0)
+
+
+def _status_line(s: dict) -> str:
+    head = f"{s['run']}: {s['state'].replace('_', ' ')}, round {s['round'] + 1} of {s['rounds']}, " \
+           f"{s['labeled']} of {s['budget']} labels trained on"
+    if s["state"] == "awaiting_labels":
+        head += f"; {s['pending']} items await labels" + (f" ({s['disputed']} disputed)" if s["disputed"] else "")
+    last = s["last_trained"]
+    if last and last.get("test_accuracy") is not None:
+        head += f"; last test accuracy {last['test_accuracy']:.4f}"
+    return head
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -306,25 +369,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from calkit.answers import write_query
-    from calkit.ledger import Ledger
-    from calkit.loop import RunDirectory
+    from calkit.run import Run
 
-    run_dir = RunDirectory(args.run_dir)
-    with Ledger.open(run_dir.ledger) as ledger:
-        csv_path, jsonl_path, n = write_query(ledger, args.out_dir or run_dir.queries)
+    with Run.open(args.run_dir) as run:
+        csv_path, jsonl_path, n = run.write_query(args.out_dir)
     print(f"{n} items await labels.\nfill in the label column of {csv_path}\n(or answer {jsonl_path} line by line),")
     print(f"then run: calkit ingest {args.run_dir} {csv_path}")
     return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from calkit.answers import ingest
-    from calkit.ledger import Ledger
-    from calkit.loop import RunDirectory
+    from calkit.run import Run
 
-    with Ledger.open(RunDirectory(args.run_dir).ledger) as ledger:
-        result = ingest(ledger, args.file, list(ledger.meta("class_names")), args.annotator, args.guideline)
+    with Run.open(args.run_dir) as run:
+        result = run.ingest(args.file, args.annotator, args.guideline)
     print(
         f"added {result.added} labels ({result.already_present} already present, {result.blank} rows left blank); "
         f"{result.still_pending} items still await labels"
@@ -334,37 +392,56 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    """`calkit data list` and `calkit data fetch`: printing only, over calkit.data.fetch."""
+    from calkit.data.cache import CACHE_ENV, cache_path
+    from calkit.data.fetch import fetch_dataset, list_datasets, resolve_names
+    from calkit.data.packages import EXTERNAL_DATASETS
+
+    if args.data_command == "list":
+        print(f"{'dataset':<14} {'state':<10} source")
+        for status in list_datasets():
+            where = f"; {status.location}" if status.location else ""
+            print(f"{status.name:<14} {status.state:<10} {status.origin}{where}")
+        print(f"cache: {cache_path()} (${CACHE_ENV} moves it); `calkit data fetch NAME` fetches a missing dataset")
+        return 0
+    if not args.names and not args.all:
+        raise CalkitError(f"name the datasets to fetch ({', '.join(EXTERNAL_DATASETS)}) or pass --all")
+    names = list(EXTERNAL_DATASETS) if args.all else resolve_names(args.names)
+    failed = []
+    for name in names:
+        try:
+            print(fetch_dataset(name, log=lambda line: print(line, flush=True)).summary(), flush=True)
+        except CalkitError as exc:
+            print(f"calkit: error: {exc}", file=sys.stderr)
+            failed.append(name)
+    if failed:
+        print(f"calkit: not fetched: {', '.join(failed)}", file=sys.stderr)
+    return 2 if failed else 0
+
+
 def _progress(quiet: bool):
     from calkit.progress import ConsoleProgress, Progress
 
     return Progress() if quiet else ConsoleProgress()
 
 
-def _describe_start(loop, out: Path) -> None:
-    from calkit.data.loaders import describe
-
-    plan = loop.plan
-    print(describe(loop.dataset))
-    print(
-        f"run directory {out}: policy {loop.policy.name}, acquisition {loop.acquisition.name}, "
-        f"{len(plan)} rounds to {sum(plan)} labels, stopping rule: {loop.stop_rule.describe()}"
-    )
-
-
-def _finish(loop) -> int:
+def _advance(run) -> int:
+    """Advance a run as far as it goes and say where it stopped; the exit status tells scripts."""
     try:
-        status = loop.run()
+        status = run.advance()
     finally:
-        loop.close()
+        run.close()
+    path = run.path
     if status.complete:
-        print(f"done: {status.labeled} labels in {status.round + 1} rounds. report: calkit report {loop.dir.path}")
-        return 0
-    print(
-        f"round {status.round}: {status.pending} items await labels. "
-        f"run `calkit query {loop.dir.path}`, label them, `calkit ingest {loop.dir.path} FILE`, "
-        f"then `calkit resume {loop.dir.path}`"
-    )
-    return EXIT_AWAITING_LABELS
+        print(f"done: {status.labeled} labels in {status.round + 1} rounds. report: calkit report {path}")
+    elif status.state == "training":
+        print(f"another process is training {path}; see `calkit status {path}`")
+    else:
+        disputed = f" ({status.disputed} with tied answers)" if status.disputed else ""
+        print(f"round {status.round}: {status.pending} items await labels{disputed}. "
+              f"run `calkit query {path}`, label them, `calkit ingest {path} FILE`, then `calkit resume {path}`")
+    return EXIT_STATUS.get(status.state, 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,7 +38,8 @@ from calkit.compare_report import (
 from calkit.config import RunConfig, parse_budget
 from calkit.data import Dataset
 from calkit.errors import ConfigError
-from calkit.loop import ActiveLoop, RunDirectory, dataset_for, warm_start_for
+from calkit.loop import ActiveLoop, RunDirectory, dataset_for
+from calkit.resolve import resolve
 from calkit.policies import resolve_policy_name
 from calkit.policies.replay import DEFAULT_CAL_EPOCHS
 
@@ -167,17 +168,8 @@ def run_one(path: Path, cfg: RunConfig, dataset: Dataset, start: Path | None = N
         loop.close()
 
 
-def _resolved(cfg: RunConfig, loop: ActiveLoop) -> dict:
-    """``cfg``'s settings with shrink and perturb resolved against the run's policy, so that a run
-    made when they were plain numbers (1.0 and 0.0) matches one that leaves them to the policy."""
-    settings = cfg.to_dict()
-    warm = warm_start_for(cfg, loop.policy)
-    settings["shrink"], settings["perturb"] = warm.shrink, warm.perturb
-    return settings
-
-
 def _check_same_settings(path: Path, loop: ActiveLoop, cfg: RunConfig) -> None:
-    theirs, ours = _resolved(loop.cfg, loop), _resolved(cfg, loop)
+    theirs, ours = loop.cfg.to_dict(), resolve(cfg).to_dict()
     differ = sorted(k for k in ours if theirs.get(k) != ours[k])
     if differ:
         shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours[k]!r} asked" for k in differ)

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from calkit.checkpoint import atomic_write_text
-from calkit.data import Dataset
-from calkit.evaluate import predictive_entropy
 from calkit.config import RunConfig
+from calkit.data import Dataset
+from calkit.entropy import predictive_entropy
 from calkit.loop import ActiveLoop, later_round_lr
 from calkit.models import batched_inference
-from calkit.policies import POLICIES, ReplayPolicy, resolve_policy_name
+from calkit.policies import ReplayPolicy, policy_class
+from calkit.report import read_metrics
 from calkit.stats import PARITY_LOWER, PARITY_MEAN, ci95, mean_std, parity, ratio
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def with_baselines(policies: tuple[str, ...], setup: str) -> list[str]:
 
 
 def is_continual(name: str) -> bool:
-    return issubclass(POLICIES[resolve_policy_name(name)], ReplayPolicy)
+    return issubclass(policy_class(name), ReplayPolicy)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -69,7 +70,7 @@ def summarize(out: Path, spec: "CompareSpec", counts: list[int], dataset: Datase
     setups = {}
     for setup in spec.setups:
         names = with_baselines(spec.policies, setup)
-        runs = {p: {s: _metrics(out / setup / f"{p}-s{s}") for s in spec.seeds} for p in names}
+        runs = {p: {s: read_metrics(out / setup / f"{p}-s{s}") for s in spec.seeds} for p in names}
         primary, *others = baselines_for(setup)
         first_seed = spec.seeds[0]
         setups[setup] = {
@@ -101,10 +102,6 @@ def summarize(out: Path, spec: "CompareSpec", counts: list[int], dataset: Datase
         "stopping_rules": head["stopping_rules"],
         "setups": setups,
     }
-
-
-def _metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
 def _at(records: list[dict], labeled: int) -> dict:

@@ -16,12 +16,11 @@ from pathlib import Path
 import yaml
 
 from calkit.errors import ConfigError, is_positive_int
+from calkit.oracle import oracle_name
 from calkit.policies.options import PolicyOptions
 from calkit.train.schedules import Schedule
 from calkit.train.trainer import OptimizerConfig
 from calkit.train.warm_start import check_shrink_perturb
-
-ORACLES = ("simulated", "files")
 
 
 @dataclass
@@ -54,6 +53,7 @@ class RunConfig:
     perturb: float | None = None
     replay_size: int | None = None
     replay_fraction: float | None = None
+    replay_ratio: float | None = None  #: m' / m (None with size and fraction unset: the policy's)
     alpha: float | None = None
     beta: float | None = None
     candidates: int | None = None
@@ -72,16 +72,18 @@ class RunConfig:
     anneal_epochs: int = 1
     test_fraction: float = 0.2
     val_fraction: float = 0.2
-    initial_accuracy: float | None = None  #: None: DEFAULT_INITIAL_ACCURACY (calkit.loop)
-    initial_max_epochs: int | None = None  #: None: DEFAULT_INITIAL_MAX_EPOCHS (calkit.loop)
+    initial_accuracy: float | None = None  #: None: DEFAULT_INITIAL_ACCURACY (calkit.resolve)
+    initial_max_epochs: int | None = None  #: None: DEFAULT_INITIAL_MAX_EPOCHS (calkit.resolve)
     label_column: str = "label"
     keep_checkpoints: str = "all"
     round_sizes: list[int] | None = None
     pool_size: int | None = None
+    later_lr_factor: float | None = None  #: rounds after the initial one start from lr x this (None: 1)
+    #: True once calkit.resolve filled in every default: a run's config.yaml is, and opens as written
+    resolved: bool = False
 
     def validate(self) -> "RunConfig":
-        if self.oracle not in ORACLES:
-            raise ConfigError(f"unknown oracle {self.oracle!r}; choose one of {', '.join(ORACLES)}")
+        oracle_name(self.oracle)
         required = ("initial", "round_size", "batch_size", "score_batch_size")
         optional = ("max_epochs", "max_new_epochs", "score_multiple", "initial_max_epochs")
         for name in required + optional:
@@ -111,6 +113,9 @@ class RunConfig:
             raise ConfigError(f"min-round-steps must be a non-negative integer, got {self.min_round_steps!r}")
         if self.labeled_passes is not None and self.max_new_epochs is not None:
             raise ConfigError("give labeled-passes or max-new-epochs, not both: each sets a continual round's length")
+        if self.later_lr_factor is not None and not (isinstance(self.later_lr_factor, (int, float))
+                                                     and 0 < self.later_lr_factor < float("inf")):
+            raise ConfigError(f"later-lr-factor must be a positive number, got {self.later_lr_factor!r}")
         check_shrink_perturb(1.0 if self.shrink is None else self.shrink, 0.0 if self.perturb is None else self.perturb)
         self.policy_options()  # validates the policy settings
         self.lr_schedule()
@@ -128,6 +133,7 @@ class RunConfig:
         return PolicyOptions(
             replay_size=self.replay_size,
             replay_fraction=self.replay_fraction,
+            replay_ratio=self.replay_ratio,
             alpha=self.alpha,
             beta=self.beta,
             candidates=self.candidates,

@@ -25,6 +25,20 @@ class LedgerError(CalkitError):
     """The run directory or its ledger is missing, foreign or inconsistent."""
 
 
+class LabelError(CalkitError):
+    """Submitted labels were rejected, all of them: nothing was written.
+
+    ``problems`` maps each bad item id to the reason, so a caller (a web form, a script) can
+    show them next to the entries.
+    """
+
+    def __init__(self, problems: dict[int, str]):
+        self.problems = dict(problems)
+        shown = "; ".join(f"item {item}: {why}" for item, why in list(self.problems.items())[:20])
+        more = f"; and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+        super().__init__(f"labels rejected, nothing was written: {shown}{more}")
+
+
 class IngestError(CalkitError):
     """An answers file was rejected; nothing from it was written."""
 

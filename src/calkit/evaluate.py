@@ -9,6 +9,7 @@ import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
+from calkit.entropy import predictive_entropy
 from calkit.models import batched_inference
 from calkit.tensors import DeviceData
 
@@ -23,11 +24,6 @@ class Evaluation:
 
     scores: dict[str, float | None]
     entropy: np.ndarray | None
-
-
-def predictive_entropy(logits: torch.Tensor) -> np.ndarray:
-    p = torch.softmax(logits.float(), dim=1)
-    return (-(p * torch.log(p.clamp_min(1e-12))).sum(1)).cpu().numpy().astype(np.float32)
 
 
 def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 4096) -> Evaluation:

@@ -1,77 +1,114 @@
 """The run's SQLite store: the single source of truth for what was asked and what was answered.
 
-Labels are facts. The ``labels`` table is append-only (triggers refuse UPDATE and DELETE); an
-item may collect several labels (annotators, corrections), and the label a model trains on is
-the adjudicated view ``current_labels`` over those facts. Each write that must not be half-done
-(a query, one ingest) is a single transaction, so a crash leaves either all of it or none.
+Several processes and threads write to one ledger at once (annotators through a web server, a
+worker that trains), so every write is one short ``BEGIN IMMEDIATE`` transaction that validates
+what it writes against what it reads; each thread gets its own connection; the database runs in
+WAL mode with a busy timeout. An acknowledged write is a committed write (``synchronous=FULL``).
+
+Labels are facts. The ``labels`` table is append-only (triggers refuse UPDATE and DELETE). Each
+annotator has one current answer per item: the same answer again is a no-op, a changed answer is
+a new fact with the next ``revision`` (UNIQUE per item and annotator) that supersedes the earlier
+one, which stays. What training reads is the adjudicated view ``adjudicated_labels`` over the
+current answers: the majority label, or ``disputed`` (kept out of training) when the top labels
+tie.
+
+A round moves through ``open`` (its query awaits answers) -> ``closed`` (its labels are frozen
+for training; closing reads them in the same transaction) -> ``trained`` (its metrics are
+recorded). At most one round is open, enforced by a partial UNIQUE index.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from calkit.errors import LedgerError
+from calkit.errors import LabelError, LedgerError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Who answered, when a channel does not say (answers files without an annotator column).
+ANONYMOUS = "anonymous"
+#: Seconds a writer waits for another's transaction before giving up.
+BUSY_TIMEOUT_S = 60.0
+ROUND_STATES = ("open", "closed", "trained")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
+_TABLES = """
+CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS items (
+CREATE TABLE items (
     item_id INTEGER PRIMARY KEY
 );
-CREATE TABLE IF NOT EXISTS queries (
+CREATE TABLE queries (
     round INTEGER PRIMARY KEY,
     acquisition TEXT NOT NULL,
     n_items INTEGER NOT NULL,
     cost TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'closed', 'trained')),
+    closed_at TEXT,
+    trained_at TEXT
 );
-CREATE TABLE IF NOT EXISTS query_items (
+CREATE UNIQUE INDEX one_open_round ON queries(state) WHERE state = 'open';
+CREATE TABLE query_items (
     round INTEGER NOT NULL REFERENCES queries(round),
     item_id INTEGER NOT NULL UNIQUE REFERENCES items(item_id),
     rank INTEGER NOT NULL,
     score REAL,
     PRIMARY KEY (round, item_id)
 );
-CREATE TABLE IF NOT EXISTS labels (
+CREATE TABLE metrics (
+    round INTEGER PRIMARY KEY,
+    record TEXT NOT NULL
+);
+"""
+
+_LABELS = """
+CREATE TABLE labels (
     label_id INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id INTEGER NOT NULL REFERENCES items(item_id),
-    label INTEGER NOT NULL,
+    annotator TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    label INTEGER NOT NULL CHECK (label >= 0),
     round INTEGER NOT NULL,
     source TEXT NOT NULL,
-    annotator TEXT,
     acquisition TEXT,
     score REAL,
     guideline_version TEXT,
     model TEXT,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    UNIQUE (item_id, annotator, revision)
 );
-CREATE INDEX IF NOT EXISTS labels_by_item ON labels(item_id);
-CREATE TABLE IF NOT EXISTS metrics (
-    round INTEGER PRIMARY KEY,
-    record TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS labels_no_update BEFORE UPDATE ON labels
+"""
+
+_RULES_AND_VIEWS = """
+CREATE TRIGGER labels_no_update BEFORE UPDATE ON labels
 BEGIN SELECT RAISE(ABORT, 'labels are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS labels_no_delete BEFORE DELETE ON labels
+CREATE TRIGGER labels_no_delete BEFORE DELETE ON labels
 BEGIN SELECT RAISE(ABORT, 'labels are append-only'); END;
--- The label a model trains on: for now the latest fact per item. Majority votes or
--- adjudication by a reviewer will replace this view without touching the facts.
-CREATE VIEW IF NOT EXISTS current_labels AS
-    SELECT l.item_id, l.label, l.round
-    FROM labels l
-    JOIN (SELECT item_id, MAX(label_id) AS last_id FROM labels GROUP BY item_id) m
-      ON l.label_id = m.last_id;
+-- Each annotator's latest answer per item.
+CREATE VIEW current_answers AS
+    SELECT l.* FROM labels l
+    JOIN (SELECT item_id, annotator, MAX(revision) AS revision FROM labels GROUP BY item_id, annotator) m
+      USING (item_id, annotator, revision);
+-- What training reads: the majority of the current answers; a tie at the top is disputed.
+CREATE VIEW adjudicated_labels AS
+    SELECT item_id,
+           CASE WHEN COUNT(*) = 1 THEN MIN(label) END AS label,
+           MAX(votes) AS votes,
+           COUNT(*) > 1 AS disputed
+    FROM (SELECT item_id, label, votes, RANK() OVER (PARTITION BY item_id ORDER BY votes DESC) AS place
+          FROM (SELECT item_id, label, COUNT(*) AS votes FROM current_answers GROUP BY item_id, label))
+    WHERE place = 1
+    GROUP BY item_id;
 """
 
 
@@ -82,9 +119,26 @@ class LabelFact:
     item_id: int
     label: int
     source: str
-    annotator: str | None = None
+    annotator: str | None = None  #: None is stored as ANONYMOUS
     guideline_version: str | None = None
     model: str | None = None
+
+    @property
+    def who(self) -> str:
+        return self.annotator or ANONYMOUS
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What one submission changed: new answers, repeats of current answers, changed answers."""
+
+    added: int
+    unchanged: int
+    superseded: int
+
+    @property
+    def written(self) -> int:
+        return self.added + self.superseded
 
 
 @dataclass(frozen=True)
@@ -99,26 +153,30 @@ class Query:
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Ledger:
-    """A connection to ``RUN_DIR/ledger.sqlite``."""
+    """``RUN_DIR/ledger.sqlite``; safe to share between threads (one connection each)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection):
+    def __init__(self, path: Path):
         self.path = path
-        self._conn = conn
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
 
     @classmethod
     def create(cls, path: str | Path, item_ids: Iterable[int], meta: dict[str, object]) -> "Ledger":
         path = Path(path)
         if path.exists():
             raise LedgerError(f"{path} already exists")
-        ledger = cls(path, _connect(path))
-        with ledger._conn:
-            ledger._conn.executescript(_SCHEMA)
-            ledger._conn.executemany("INSERT INTO items(item_id) VALUES (?)", ((int(i),) for i in item_ids))
-            ledger._conn.executemany(
+        ledger = cls(path)
+        with ledger._write() as conn:
+            for script in (_TABLES, _LABELS, _RULES_AND_VIEWS):
+                for statement in _statements(script):
+                    conn.execute(statement)
+            conn.executemany("INSERT INTO items(item_id) VALUES (?)", ((int(i),) for i in item_ids))
+            conn.executemany(
                 "INSERT INTO meta(key, value) VALUES (?, ?)",
                 [("schema_version", json.dumps(SCHEMA_VERSION))] + [(k, json.dumps(v)) for k, v in meta.items()],
             )
@@ -126,32 +184,76 @@ class Ledger:
 
     @classmethod
     def open(cls, path: str | Path) -> "Ledger":
+        """Open a ledger, upgrading one written by calkit 0.2 (schema 1) in place."""
         path = Path(path)
         if not path.exists():
             raise LedgerError(f"no ledger at {path}: is this a calkit run directory?")
-        try:
-            conn = _connect(path)
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"{path}: not a calkit ledger ({exc})") from exc
-        ledger = cls(path, conn)
+        ledger = cls(path)
         try:
             version = ledger.meta("schema_version", None)
+            if version == 1:
+                _upgrade_from_v1(ledger)
+                version = ledger.meta("schema_version", None)
         except Exception:
-            conn.close()
+            ledger.close()
             raise
         if version != SCHEMA_VERSION:
-            conn.close()
+            ledger.close()
             raise LedgerError(f"{path}: ledger schema version {version!r}, this calkit reads {SCHEMA_VERSION}")
         return ledger
 
     def close(self) -> None:
-        self._conn.close()
+        """Close every thread's connection (call once no thread uses the ledger any more)."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
 
     def __enter__(self) -> "Ledger":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- connections and transactions -----------------------------------------------------
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = _connect(self.path)
+            except sqlite3.DatabaseError as exc:
+                raise LedgerError(f"{self.path}: not a calkit ledger ({exc})") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction that holds the write lock from its first statement."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that see one consistent state of the database."""
+        conn = self._conn
+        if conn.in_transaction:  # already inside a write or snapshot
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     # -- metadata -------------------------------------------------------------------------
     def meta(self, key: str, default: object = ...) -> object:
@@ -165,37 +267,74 @@ class Ledger:
             return default
         return json.loads(row[0])
 
-    # -- queries --------------------------------------------------------------------------
+    # -- queries and rounds ---------------------------------------------------------------
     def add_query(self, query: Query) -> None:
-        """Store a round's query atomically; an item can be asked only once per run."""
+        """Open round ``query.round`` with its items, atomically.
+
+        Rounds open in order, one at a time: round 0 first, then each after the one before it
+        was trained. An item can be asked only once per run.
+        """
         rows = [(query.round, int(i), rank, float(s)) for rank, (i, s) in enumerate(zip(query.ids, query.scores))]
         try:
-            with self._conn:
-                self._conn.execute(
+            with self._write() as conn:
+                previous = conn.execute("SELECT round, state FROM queries ORDER BY round DESC LIMIT 1").fetchone()
+                expected = 0 if previous is None else previous[0] + 1
+                if query.round != expected or (previous is not None and previous[1] != "trained"):
+                    why = "no round before it" if previous is None else f"round {previous[0]} is {previous[1]}"
+                    raise LedgerError(f"cannot open round {query.round}: {why}")
+                conn.execute(
                     "INSERT INTO queries(round, acquisition, n_items, cost, created_at) VALUES (?, ?, ?, ?, ?)",
                     (query.round, query.acquisition, len(rows), json.dumps(query.cost), utc_now()),
                 )
-                self._conn.executemany(
-                    "INSERT INTO query_items(round, item_id, rank, score) VALUES (?, ?, ?, ?)", rows
-                )
+                conn.executemany("INSERT INTO query_items(round, item_id, rank, score) VALUES (?, ?, ?, ?)", rows)
         except sqlite3.IntegrityError as exc:
             raise LedgerError(f"query for round {query.round} conflicts with the ledger: {exc}") from exc
 
     def query(self, round_index: int) -> Query | None:
-        head = self._conn.execute(
-            "SELECT acquisition, cost FROM queries WHERE round = ?", (round_index,)
-        ).fetchone()
-        if head is None:
-            return None
-        rows = self._conn.execute(
-            "SELECT item_id, score FROM query_items WHERE round = ? ORDER BY rank", (round_index,)
-        ).fetchall()
+        with self._snapshot() as conn:
+            head = conn.execute("SELECT acquisition, cost FROM queries WHERE round = ?", (round_index,)).fetchone()
+            if head is None:
+                return None
+            rows = conn.execute(
+                "SELECT item_id, score FROM query_items WHERE round = ? ORDER BY rank", (round_index,)
+            ).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         scores = np.array([r[1] for r in rows], dtype=np.float64)
         return Query(round_index, head[0], ids, scores, json.loads(head[1]))
 
     def last_query_round(self) -> int | None:
         return self._conn.execute("SELECT MAX(round) FROM queries").fetchone()[0]
+
+    def round_state(self, round_index: int) -> str | None:
+        """``open``, ``closed``, ``trained``, or None for a round not asked yet."""
+        row = self._conn.execute("SELECT state FROM queries WHERE round = ?", (round_index,)).fetchone()
+        return None if row is None else row[0]
+
+    def open_round(self) -> int | None:
+        """The round whose query awaits answers, if any."""
+        row = self._conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
+        return None if row is None else int(row[0])
+
+    def close_round(self, round_index: int) -> dict[int, int] | None:
+        """Close round ``round_index`` if every item of it has an agreed label, and return the
+        labels of every item asked up to it, read in the same transaction; None while some are
+        missing or disputed. A round already closed (by a process that then died) returns its
+        labels again: nothing can change them once closed.
+        """
+        with self._write() as conn:
+            state = conn.execute("SELECT state FROM queries WHERE round = ?", (round_index,)).fetchone()
+            if state is None:
+                raise LedgerError(f"round {round_index} has no query")
+            if state[0] == "open":
+                if self._unsettled(conn, round_index):
+                    return None
+                conn.execute("UPDATE queries SET state = 'closed', closed_at = ? WHERE round = ?",
+                             (utc_now(), round_index))
+            rows = conn.execute(
+                "SELECT a.item_id, a.label FROM adjudicated_labels a JOIN query_items q USING (item_id) "
+                "WHERE q.round <= ? AND NOT a.disputed", (round_index,)
+            ).fetchall()
+        return {int(i): int(y) for i, y in rows}
 
     def queried_ids(self, before_round: int | None = None) -> np.ndarray:
         """Ids asked in rounds ``< before_round`` (all rounds when None), in round and rank order."""
@@ -208,70 +347,113 @@ class Ledger:
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     def unanswered(self, round_index: int) -> np.ndarray:
-        rows = self._conn.execute(
-            "SELECT q.item_id FROM query_items q WHERE q.round = ? AND NOT EXISTS "
-            "(SELECT 1 FROM labels l WHERE l.item_id = q.item_id) ORDER BY q.rank",
-            (round_index,),
+        """Items of the round without an agreed label (unanswered or disputed), in rank order."""
+        return np.array(self._unsettled(self._conn, round_index), dtype=np.int64)
+
+    def disputed(self, round_index: int | None = None) -> np.ndarray:
+        """Items whose current answers tie at the top (of one round, or of the whole run)."""
+        sql = "SELECT a.item_id FROM adjudicated_labels a JOIN query_items q USING (item_id) WHERE a.disputed"
+        args: tuple = ()
+        if round_index is not None:
+            sql += " AND q.round = ?"
+            args = (round_index,)
+        return np.array([r[0] for r in self._conn.execute(sql + " ORDER BY q.round, q.rank", args)], dtype=np.int64)
+
+    @staticmethod
+    def _unsettled(conn: sqlite3.Connection, round_index: int) -> list[int]:
+        rows = conn.execute(
+            "SELECT q.item_id FROM query_items q LEFT JOIN adjudicated_labels a USING (item_id) "
+            "WHERE q.round = ? AND a.label IS NULL ORDER BY q.rank", (round_index,)
         ).fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
+        return [int(r[0]) for r in rows]
 
     def query_round_of(self, item_ids: Iterable[int]) -> dict[int, int]:
         """The round in which each given item was asked (items never asked are absent)."""
-        out: dict[int, int] = {}
-        for item_id, rnd in self._iter_in("SELECT item_id, round FROM query_items WHERE item_id IN", item_ids):
-            out[int(item_id)] = int(rnd)
-        return out
+        rows = _select_in(self._conn, "SELECT item_id, round FROM query_items WHERE item_id IN", item_ids)
+        return {int(i): int(r) for i, r in rows}
 
     def known_items(self, item_ids: Iterable[int]) -> set[int]:
-        return {int(r[0]) for r in self._iter_in("SELECT item_id FROM items WHERE item_id IN", item_ids)}
+        return {int(r[0]) for r in _select_in(self._conn, "SELECT item_id FROM items WHERE item_id IN", item_ids)}
 
     # -- labels ---------------------------------------------------------------------------
-    def add_labels(self, facts: list[LabelFact]) -> tuple[int, int]:
-        """Append facts for queried items in one transaction; returns (added, already present).
+    def submit(
+        self, facts: list[LabelFact], n_classes: int | None = None, problems: Mapping[int, str] | None = None
+    ) -> SubmitResult:
+        """Validate and store answers in one transaction: all of them, or none and a LabelError.
 
-        A fact identical to a stored one (same item, label, source and annotator) is skipped,
-        which makes replaying the same answers idempotent.
+        An answer is accepted for an item of the open round; for an item of a closed round only
+        when it repeats the annotator's current answer (a harmless replay). The check and the
+        write happen under one write lock, so a concurrent close cannot slip between them.
+        ``problems`` found by the caller before (a class name it could not read) join the ones
+        found here, so the error names every bad entry.
         """
-        rounds = self.query_round_of(f.item_id for f in facts)
-        missing = sorted({f.item_id for f in facts} - rounds.keys())
-        if missing:
-            raise LedgerError(f"items were never queried: {missing[:20]}")
-        added = skipped = 0
-        with self._conn:
-            for f in facts:
-                if self._has_fact(f):
-                    skipped += 1
+        with self._write() as conn:
+            found, plan = self._plan_facts(conn, facts, n_classes)
+            found = {**(problems or {}), **found}
+            if found:
+                raise LabelError(found)
+            added = superseded = 0
+            now = utc_now()
+            for fact, current, (rnd, acquisition, score) in plan:
+                if current == fact.label:
                     continue
-                rnd = rounds[f.item_id]
-                acq, score = self._conn.execute(
-                    "SELECT q.acquisition, qi.score FROM query_items qi JOIN queries q ON q.round = qi.round "
-                    "WHERE qi.item_id = ?",
-                    (f.item_id,),
-                ).fetchone()
-                self._conn.execute(
-                    "INSERT INTO labels(item_id, label, round, source, annotator, acquisition, score, "
-                    "guideline_version, model, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (f.item_id, f.label, rnd, f.source, f.annotator, acq, score, f.guideline_version, f.model, utc_now()),
+                conn.execute(
+                    "INSERT INTO labels(item_id, annotator, revision, label, round, source, acquisition, score, "
+                    "guideline_version, model, created_at) "
+                    "SELECT ?, ?, COALESCE(MAX(revision) + 1, 0), ?, ?, ?, ?, ?, ?, ?, ? "
+                    "FROM labels WHERE item_id = ? AND annotator = ?",
+                    (fact.item_id, fact.who, fact.label, rnd, fact.source, acquisition, score,
+                     fact.guideline_version, fact.model, now, fact.item_id, fact.who),
                 )
-                added += 1
-        return added, skipped
+                added += current is None
+                superseded += current is not None
+        return SubmitResult(added, len(facts) - added - superseded, superseded)
 
-    def _has_fact(self, f: LabelFact) -> bool:
-        return (
-            self._conn.execute(
-                "SELECT 1 FROM labels WHERE item_id = ? AND label = ? AND source = ? AND annotator IS ?",
-                (f.item_id, f.label, f.source, f.annotator),
-            ).fetchone()
-            is not None
-        )
+    def _plan_facts(
+        self, conn: sqlite3.Connection, facts: list[LabelFact], n_classes: int | None
+    ) -> tuple[dict[int, str], list[tuple[LabelFact, int | None, tuple]]]:
+        """Every problem with ``facts`` (item id -> reason), and for each distinct good fact the
+        annotator's current answer and where the item was asked (round, acquisition, score)."""
+        ids = [f.item_id for f in facts]
+        row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
+        open_round = None if row is None else row[0]
+        asked = {int(r[0]): tuple(r[1:]) for r in _select_in(
+            conn, "SELECT qi.item_id, qi.round, q.acquisition, qi.score FROM query_items qi "
+                  "JOIN queries q USING (round) WHERE qi.item_id IN", ids)}
+        known = {int(r[0]) for r in _select_in(conn, "SELECT item_id FROM items WHERE item_id IN", ids)}
+        problems: dict[int, str] = {}
+        plan = []
+        seen: dict[tuple[int, str], int] = {}
+        for fact in facts:
+            reason = _fact_problem(fact, known, asked, n_classes)
+            key = (fact.item_id, fact.who)
+            if reason is None and key in seen:
+                if seen[key] != fact.label:
+                    problems.setdefault(fact.item_id, "two different labels from one annotator in one submission")
+                continue  # the same answer twice in one submission counts once
+            current = None if reason else _current_answer(conn, fact)
+            if reason is None and asked[fact.item_id][0] != open_round and current != fact.label:
+                reason = f"not in the open query (asked in round {asked[fact.item_id][0]}, which is closed)"
+            if reason is not None:
+                problems.setdefault(fact.item_id, reason)
+                continue
+            seen[key] = fact.label
+            plan.append((fact, current, asked[fact.item_id]))
+        return problems, plan
 
-    def current_labels(self, item_ids: np.ndarray | None = None) -> dict[int, int]:
-        """Adjudicated label per labeled item (optionally only for ``item_ids``)."""
+    def adjudicated(self, item_ids: Iterable[int] | None = None) -> dict[int, int]:
+        """The agreed label of every item that has one (disputed items are left out)."""
+        sql = "SELECT item_id, label FROM adjudicated_labels WHERE NOT disputed"
         if item_ids is None:
-            rows = self._conn.execute("SELECT item_id, label FROM current_labels").fetchall()
+            rows: Iterable[tuple] = self._conn.execute(sql)
         else:
-            rows = list(self._iter_in("SELECT item_id, label FROM current_labels WHERE item_id IN", item_ids))
+            rows = _select_in(self._conn, sql + " AND item_id IN", item_ids)
         return {int(i): int(y) for i, y in rows}
+
+    def current_answers(self, item_id: int) -> dict[str, int]:
+        """Each annotator's current answer for one item."""
+        rows = self._conn.execute("SELECT annotator, label FROM current_answers WHERE item_id = ?", (int(item_id),))
+        return {str(a): int(y) for a, y in rows}
 
     def label_facts(self) -> list[dict]:
         cur = self._conn.execute("SELECT * FROM labels ORDER BY label_id")
@@ -283,31 +465,113 @@ class Ledger:
 
     # -- metrics --------------------------------------------------------------------------
     def record_metrics(self, round_index: int, record: dict) -> None:
-        with self._conn:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO metrics(round, record) VALUES (?, ?)", (round_index, json.dumps(record))
-            )
+        """Record a trained round's metrics and mark it trained, in one transaction.
+
+        Recording again (resume republishes the last checkpoint's record) replaces the row.
+        """
+        with self._write() as conn:
+            state = conn.execute("SELECT state FROM queries WHERE round = ?", (round_index,)).fetchone()
+            if state is None or state[0] == "open":
+                raise LedgerError(f"round {round_index} cannot be trained: it is {state[0] if state else 'not asked'}")
+            conn.execute("INSERT OR REPLACE INTO metrics(round, record) VALUES (?, ?)",
+                         (round_index, json.dumps(record)))
+            if state[0] == "closed":
+                conn.execute("UPDATE queries SET state = 'trained', trained_at = ? WHERE round = ?",
+                             (utc_now(), round_index))
 
     def trained_rounds(self) -> set[int]:
-        """Rounds whose training finished (their metrics are recorded)."""
-        return {int(r[0]) for r in self._conn.execute("SELECT round FROM metrics")}
+        return {int(r[0]) for r in self._conn.execute("SELECT round FROM queries WHERE state = 'trained'")}
 
     def metrics(self) -> list[dict]:
         rows = self._conn.execute("SELECT record FROM metrics ORDER BY round").fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    def _iter_in(self, sql_prefix: str, values: Iterable[int]) -> Iterator[tuple]:
-        """Runs ``sql_prefix (?, ?, ...)`` in chunks below SQLite's parameter limit."""
-        values = [int(v) for v in values]
-        for start in range(0, len(values), 900):
-            chunk = values[start : start + 900]
-            marks = ",".join("?" * len(chunk))
-            yield from self._conn.execute(f"{sql_prefix} ({marks})", chunk)
+
+def _fact_problem(fact: LabelFact, known: set[int], asked: dict[int, tuple], n_classes: int | None) -> str | None:
+    if fact.item_id not in known:
+        return "unknown item"
+    if fact.item_id not in asked:
+        return "not in the open query (never asked)"
+    if isinstance(fact.label, bool) or not isinstance(fact.label, (int, np.integer)) or fact.label < 0 or (
+        n_classes is not None and fact.label >= n_classes
+    ):
+        limit = f"0..{n_classes - 1}" if n_classes else "a non-negative integer"
+        return f"class {fact.label!r} is out of range ({limit})"
+    return None
+
+
+def _current_answer(conn: sqlite3.Connection, fact: LabelFact) -> int | None:
+    row = conn.execute(
+        "SELECT label FROM labels WHERE item_id = ? AND annotator = ? ORDER BY revision DESC LIMIT 1",
+        (fact.item_id, fact.who),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() + ";" for s in _split_sql(script) if s.strip()]
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split on the semicolons that end statements (trigger bodies hold inner ones)."""
+    out, buf = [], []
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buf.append(line)
+        joined = "\n".join(buf)
+        if sqlite3.complete_statement(joined):
+            out.append(joined.rstrip().rstrip(";"))
+            buf = []
+    return out
+
+
+def _select_in(conn: sqlite3.Connection, sql_prefix: str, values: Iterable[int]) -> Iterator[tuple]:
+    """Runs ``sql_prefix (?, ?, ...)`` in chunks below SQLite's parameter limit."""
+    values = [int(v) for v in values]
+    for start in range(0, len(values), 900):
+        chunk = values[start : start + 900]
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(f"{sql_prefix} ({marks})", chunk)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level="DEFERRED")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def _upgrade_from_v1(ledger: Ledger) -> None:
+    """Bring a calkit 0.2 ledger to schema 2 in one transaction, keeping every fact.
+
+    Schema 1 took the latest fact per item; anonymous facts become ANONYMOUS, each annotator's
+    facts on an item get revisions in the order they were written, and rounds with metrics are
+    trained (the others stay open, to be closed by the next advance).
+    """
+    with ledger._write() as conn:
+        for old in ("labels_no_update", "labels_no_delete"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {old}")
+        conn.execute("DROP VIEW IF EXISTS current_labels")
+        conn.execute("DROP INDEX IF EXISTS labels_by_item")
+        conn.execute("ALTER TABLE labels RENAME TO labels_v1")
+        conn.execute(_LABELS)
+        conn.execute(
+            "INSERT INTO labels(label_id, item_id, annotator, revision, label, round, source, acquisition, score, "
+            "guideline_version, model, created_at) "
+            "SELECT label_id, item_id, COALESCE(annotator, ?), "
+            "ROW_NUMBER() OVER (PARTITION BY item_id, COALESCE(annotator, ?) ORDER BY label_id) - 1, "
+            "label, round, source, acquisition, score, guideline_version, model, created_at FROM labels_v1",
+            (ANONYMOUS, ANONYMOUS),
+        )
+        conn.execute("DROP TABLE labels_v1")
+        for column in ("state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'closed', 'trained'))",
+                       "closed_at TEXT", "trained_at TEXT"):
+            conn.execute(f"ALTER TABLE queries ADD COLUMN {column}")
+        conn.execute("UPDATE queries SET state = 'trained' WHERE round IN (SELECT round FROM metrics)")
+        conn.execute("CREATE UNIQUE INDEX one_open_round ON queries(state) WHERE state = 'open'")
+        for statement in _statements(_RULES_AND_VIEWS):
+            conn.execute(statement)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (json.dumps(SCHEMA_VERSION),))

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from calkit import __version__
-from calkit.acquisition import ModelScoringContext, RandomSampling, make_acquisition
+from calkit.acquisition import Acquisition, ModelScoringContext, RandomSampling, make_acquisition
 from calkit.checkpoint import (
     atomic_write_text,
     checkpoint_path,
@@ -34,6 +34,7 @@ from calkit.checkpoint import (
     save_payload,
 )
 from calkit.config import RunConfig, plan_rounds
+from calkit.resolve import resolve
 from calkit.data import Dataset, load_dataset
 from calkit.data.subsample import subsample_pool
 from calkit.errors import ConfigError, LedgerError
@@ -41,7 +42,7 @@ from calkit.evaluate import evaluate
 from calkit.ledger import Ledger, Query, utc_now
 from calkit.models import ModelSpec, batched_inference, build_model
 from calkit.oracle import Oracle, make_oracle
-from calkit.policies import Policy, ReplayPolicy, RoundContext, RoundData, make_policy
+from calkit.policies import Policy, RoundContext, RoundData, make_policy
 from calkit.progress import Progress
 from calkit.seeding import numpy_rng, restore_rng_states, rng_states, seed_torch
 from calkit.tensors import DeviceData
@@ -58,20 +59,23 @@ from calkit.train.trainer import EpochCallback, LearningRate, set_learning_rate
 from calkit.train.warm_start import ShrinkPerturb, shrink_perturb
 
 ModelFactory = Callable[[], nn.Module]
-#: The initial round's rule, the same for every policy: train fresh weights until the epoch's
-#: running accuracy reaches DEFAULT_INITIAL_ACCURACY, at most DEFAULT_INITIAL_MAX_EPOCHS epochs.
-DEFAULT_INITIAL_ACCURACY = 0.99
-DEFAULT_INITIAL_MAX_EPOCHS = 20
 
 
 @dataclass(frozen=True)
 class RunStatus:
-    """Where a run stopped: ``complete``, or ``awaiting_labels`` for round ``round``."""
+    """Where a run stands.
+
+    ``state`` is ``awaiting_labels`` (round ``round``'s query has ``pending`` items without an
+    agreed label, ``disputed`` of them with tied answers), ``ready`` (its labels are complete and
+    the next advance trains it), ``training`` (another process is training it) or ``complete``.
+    ``labeled`` counts the items of the rounds before ``round``.
+    """
 
     state: str
     round: int
     labeled: int
     pending: int = 0
+    disputed: int = 0
 
     @property
     def complete(self) -> bool:
@@ -120,23 +124,28 @@ class ActiveLoop:
         ledger: Ledger,
         model_factory: ModelFactory | None = None,
         progress: Progress | None = None,
+        policy: Policy | None = None,
+        acquisition: Acquisition | None = None,
     ):
         self.dir = run_dir
-        self.cfg = cfg
+        self.cfg = cfg = resolve(cfg)
         self.dataset = dataset
         self.ledger = ledger
         self.progress = progress or Progress()
         self.plan = plan_rounds(cfg, dataset.pool_size)
-        self.policy: Policy = make_policy(cfg.policy, cfg.policy_options())
-        self.acquisition = make_acquisition(cfg.acquisition)
+        self.policy: Policy = policy or make_policy(cfg.policy, cfg.policy_options())
+        self.acquisition: Acquisition = acquisition or make_acquisition(cfg.acquisition)
         self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
         self.initial_rule = initial_rule_for(cfg)
-        self.stop_rule = stop_rule_for(cfg, self.policy)
-        self.schedule = cfg.lr_schedule(self.policy.default_schedule)
-        self.warm_start = warm_start_for(cfg, self.policy)
+        self.stop_rule = stop_rule_for(cfg)
+        self.schedule = cfg.lr_schedule()
+        self.warm_start = warm_start_for(cfg)
         self.optimizer_cfg = cfg.optimizer_config()
         self.model_factory = model_factory or self._spec_factory()
         self.data = DeviceData(dataset, _device(cfg.device))
+        #: config.yaml predates resolution (calkit 0.2): its defaults come from this calkit, so
+        #: resume checks them against the rules its rounds recorded
+        self.legacy_config = False
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -148,6 +157,8 @@ class ActiveLoop:
         model_factory: ModelFactory | None = None,
         progress: Progress | None = None,
         start_from: str | Path | None = None,
+        policy: Policy | None = None,
+        acquisition: Acquisition | None = None,
     ) -> "ActiveLoop":
         """Validate everything, then lay out a new run directory.
 
@@ -155,7 +166,7 @@ class ActiveLoop:
         training its own (same data, seed, model, optimizer and initial rule, checked here):
         `calkit compare` starts every policy of a seed from one model this way.
         """
-        cfg.validate()
+        cfg = resolve(cfg.validate(), policy)
         run_dir = RunDirectory(path)
         if run_dir.exists():
             raise LedgerError(f"{run_dir.path} already holds a run; continue it with `calkit resume {run_dir.path}`")
@@ -163,7 +174,9 @@ class ActiveLoop:
             raise LedgerError(f"{run_dir.path} exists and is not empty; choose another --out")
         dataset = dataset or dataset_for(cfg)
         plan_rounds(cfg, dataset.pool_size)  # fail on impossible budgets before touching disk
-        make_policy(cfg.policy, cfg.policy_options()), make_acquisition(cfg.acquisition), make_oracle(cfg.oracle, dataset)
+        policy = policy or make_policy(cfg.policy, cfg.policy_options())
+        acquisition = acquisition or make_acquisition(cfg.acquisition)
+        make_oracle(cfg.oracle, dataset)
         _device(cfg.device)
         if model_factory is None:
             ModelSpec.parse(cfg.model, cfg.dropout)
@@ -183,7 +196,7 @@ class ActiveLoop:
             "start_from": None if start is None else start["source"],
         }
         ledger = Ledger.create(run_dir.ledger, dataset.ids.tolist(), meta)
-        return cls(run_dir, cfg, dataset, ledger, model_factory, progress)
+        return cls(run_dir, cfg, dataset, ledger, model_factory, progress, policy, acquisition)
 
     @classmethod
     def open(
@@ -192,41 +205,65 @@ class ActiveLoop:
         dataset: Dataset | None = None,
         model_factory: ModelFactory | None = None,
         progress: Progress | None = None,
+        policy: Policy | None = None,
+        acquisition: Acquisition | None = None,
     ) -> "ActiveLoop":
         """Reopen a run directory, refusing data that differs from the run's."""
         run_dir = RunDirectory(path)
         if not run_dir.exists():
             raise LedgerError(f"{run_dir.path} is not a calkit run directory (no ledger.sqlite)")
-        cfg = RunConfig.from_yaml(run_dir.config).validate()
+        written = RunConfig.from_yaml(run_dir.config).validate()
+        cfg = resolve(written)
         ledger = Ledger.open(run_dir.ledger)
         dataset = dataset or dataset_for(cfg)
         if dataset.fingerprint() != ledger.meta("dataset_fingerprint"):
             raise LedgerError(f"the data of {cfg.dataset!r} differs from the data this run started with")
-        return cls(run_dir, cfg, dataset, ledger, model_factory, progress)
+        loop = cls(run_dir, cfg, dataset, ledger, model_factory, progress, policy, acquisition)
+        loop.legacy_config = not written.resolved
+        return loop
 
     def close(self) -> None:
         self.ledger.close()
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> RunStatus:
-        """Run (or continue) until the plan is done or a query awaits people's labels."""
+        """Run (or continue) until the plan is done or a query awaits people's labels.
+
+        A round trains only once the ledger closed it, and trains on the labels read in the
+        transaction that closed it.
+        """
         state = self._restore()
         for t in range(state.last_round + 1, len(self.plan)):
             query = self.ledger.query(t) or self._acquire(t, state)
             state.meter.add(ComputeMeter.from_dict(query.cost))
             self.oracle.answer(query, self.ledger)
             _fault_point(f"labels:{t}")
-            pending = len(self.ledger.unanswered(t))
-            if pending:
-                return RunStatus("awaiting_labels", t, self._labeled_count(t), pending)
-            self._train_round(t, query, state)
-        last = len(self.plan) - 1
-        return RunStatus("complete", last, self._labeled_count(last + 1))
+            labels = self.ledger.close_round(t)
+            if labels is None:
+                return self.status()
+            self._train_round(t, query, labels, state)
+        return self.status()
+
+    def open_initial_query(self) -> Query:
+        """Ask round 0's random items now (it needs no model), so people can start labeling."""
+        return self.ledger.query(0) or self._acquire(0, None)
+
+    def status(self) -> RunStatus:
+        """Where the run stands, from the ledger alone."""
+        trained = self.ledger.trained_rounds()
+        if len(trained) >= len(self.plan):
+            last = len(self.plan) - 1
+            return RunStatus("complete", last, self._labeled_count(last + 1))
+        t = len(trained)
+        unsettled = len(self.ledger.unanswered(t)) if self.ledger.round_state(t) == "open" else 0
+        disputed = len(self.ledger.disputed(t)) if unsettled else 0
+        state = "awaiting_labels" if unsettled else "ready"
+        return RunStatus(state, t, self._labeled_count(t), unsettled, disputed)
 
     def _labeled_count(self, upto_round: int) -> int:
         return int(sum(self.plan[:upto_round]))
 
-    def _acquire(self, t: int, state: _TrainingState) -> Query:
+    def _acquire(self, t: int, state: _TrainingState | None) -> Query:
         """Choose round t's items and store the query atomically, with the compute it took."""
         start = time.perf_counter()
         asked = self.ledger.queried_ids()
@@ -236,7 +273,7 @@ class ActiveLoop:
             selection = RandomSampling().select(ctx, candidates, self.plan[0])
             name, infer_seconds, forward = "random", 0.0, 0
         else:
-            assert state.serving is not None
+            assert state is not None and state.serving is not None
             candidates = score_subset(candidates, self.plan[t], self.cfg.score_multiple, numpy_rng(self.cfg.seed, t, "subset"))
             ctx = ModelScoringContext(
                 state.serving, self.data, numpy_rng(self.cfg.seed, t, "select"), self.cfg.score_batch_size
@@ -251,9 +288,8 @@ class ActiveLoop:
         _fault_point(f"query:{t}")
         return query
 
-    def _train_round(self, t: int, query: Query, state: _TrainingState) -> None:
+    def _train_round(self, t: int, query: Query, labels: dict[int, int], state: _TrainingState) -> None:
         labeled = self.ledger.queried_ids(before_round=t + 1)
-        labels = self.ledger.current_labels(labeled)
         self.data.set_labels(labeled, np.array([labels[int(i)] for i in labeled]))
         rnd = RoundData(t, new_ids=query.ids, history_ids=self.ledger.queried_ids(before_round=t))
         self.progress.round_started(t, len(self.plan), len(labeled))
@@ -489,9 +525,10 @@ class ActiveLoop:
     def check_rules_unchanged(self, record: dict) -> None:
         """Refuse to train the remaining rounds under other rules than the rounds before them.
 
-        A run's config leaves policy defaults unset, so they are resolved again on every resume:
-        after an upgrade that changed one (cal went from an epoch cap to labeled passes), the rest of the
-        run would silently train differently. Setting the value in config.yaml pins it.
+        A run's config.yaml holds every setting, so this only fires when it was edited, or for a
+        config.yaml from calkit 0.2, which left defaults unset: those resolve with this calkit's
+        defaults, and after an upgrade that changed one the rest of the run would silently train
+        differently. Setting the value in config.yaml pins it.
         """
         now = self.rules_of(record["round"])
         changed = [f"{key}: trained with '{record[key]}', now '{value}'"
@@ -532,49 +569,37 @@ def score_subset(
 
 def initial_rule_for(cfg: RunConfig) -> TrainAccuracy:
     """The initial round's rule, shared by every policy (--initial-accuracy, --initial-max-epochs)."""
-    threshold = DEFAULT_INITIAL_ACCURACY if cfg.initial_accuracy is None else cfg.initial_accuracy
-    return TrainAccuracy(threshold, cfg.initial_max_epochs or DEFAULT_INITIAL_MAX_EPOCHS)
+    cfg = resolve(cfg)
+    return TrainAccuracy(cfg.initial_accuracy, cfg.initial_max_epochs)
 
 
-def stop_rule_for(cfg: RunConfig, policy: Policy) -> StopRule:
-    """The rule of every round after the initial one: --epochs, else --train-accuracy, else
-    --new-accuracy, else the policy's default.
-
-    Standard AL defaults to the CAL paper's baseline rule (99 % running training accuracy,
-    capped by --max-epochs); the paper's CAL policies to a fixed number of epochs over the new
-    batch; `cal` to training until the new batch is learned (capped by --max-new-epochs).
-    """
-    cap = cfg.max_epochs or policy.default_max_epochs
+def stop_rule_for(cfg: RunConfig) -> StopRule:
+    """The rule of every round after the initial one, from the resolved settings
+    (calkit.resolve documents the precedence and the defaults)."""
+    cfg = resolve(cfg)
     if cfg.epochs is not None:
         return FixedEpochs(cfg.epochs)
     if cfg.train_accuracy is not None:
-        return TrainAccuracy(cfg.train_accuracy, cap)
-    if isinstance(policy, ReplayPolicy):
-        threshold = cfg.new_accuracy if cfg.new_accuracy is not None else policy.default_new_accuracy
-        passes = cfg.labeled_passes if cfg.labeled_passes is not None else policy.default_labeled_passes
-        if passes is not None and cfg.max_new_epochs is None:
-            min_steps = cfg.min_round_steps if cfg.min_round_steps is not None else policy.default_min_round_steps
-            return LabeledPasses(passes, threshold, min_steps)
-        if threshold is not None:
-            return NewItemsLearned(threshold, cfg.max_new_epochs or policy.default_epochs)
-        return FixedEpochs(policy.default_epochs)
-    if cfg.new_accuracy is not None:  # without replay every trained item is new
-        return NewItemsLearned(cfg.new_accuracy, cfg.max_new_epochs or cap)
-    return TrainAccuracy(policy.default_train_accuracy, cap)
+        return TrainAccuracy(cfg.train_accuracy, cfg.max_epochs)
+    if cfg.labeled_passes is not None:
+        return LabeledPasses(cfg.labeled_passes, cfg.new_accuracy, cfg.min_round_steps)
+    return NewItemsLearned(cfg.new_accuracy, cfg.max_new_epochs)
 
 
 def later_round_lr(cfg: RunConfig, policy: Policy | None = None) -> float:
-    """The learning rate a round after the initial one starts from (before its schedule); every
-    such round has earlier rounds to replay, which is all the policies' multipliers look at."""
+    """The learning rate a round after the initial one starts from (before its schedule): --lr
+    times --later-lr-factor times the policy's multiplier (cal's replay scaling). Every such
+    round has earlier rounds to replay, which is all the multipliers look at."""
+    cfg = resolve(cfg)
     policy = policy or make_policy(cfg.policy, cfg.policy_options())
     later = RoundData(1, new_ids=np.arange(1), history_ids=np.arange(1))
-    return cfg.lr * policy.lr_multiplier(cfg.batch_size, later)
+    return cfg.lr * cfg.later_lr_factor * policy.lr_multiplier(cfg.batch_size, later)
 
 
-def warm_start_for(cfg: RunConfig, policy: Policy) -> ShrinkPerturb:
-    """Shrink and perturb of a kept model: the run's values, else the policy's defaults."""
-    return ShrinkPerturb(policy.default_shrink if cfg.shrink is None else cfg.shrink,
-                         policy.default_perturb if cfg.perturb is None else cfg.perturb)
+def warm_start_for(cfg: RunConfig) -> ShrinkPerturb:
+    """Shrink and perturb of a kept model before each later round."""
+    cfg = resolve(cfg)
+    return ShrinkPerturb(cfg.shrink, cfg.perturb)
 
 
 def start_key(cfg: RunConfig, dataset: Dataset) -> dict:

@@ -1,9 +1,11 @@
 """Small reference networks and the few model utilities the rest of calkit needs.
 
 Any ``nn.Module`` that maps a batch of features to logits works with calkit. Parts that need
-embeddings (diversity-aware acquisition, submodular replay) call :func:`embed`, which uses the
-model's own ``embed`` method when it has one and otherwise reads the input of the last
-``nn.Linear`` layer through a forward hook, so ``forward`` never changes what it returns.
+embeddings (diversity-aware acquisition, submodular replay) go through :func:`embed` or
+:func:`logits_and_embeddings`, and :func:`embedding_source` alone decides where the embeddings
+come from: the model's own ``embed(x)`` method when it has one, otherwise the input of its last
+``nn.Linear`` layer (the penultimate features of a usual classifier), read through a forward hook
+so ``forward`` never changes what it returns.
 """
 
 from __future__ import annotations
@@ -160,19 +162,69 @@ def build_model(spec: ModelSpec | str, input_shape: tuple[int, ...], n_classes: 
     return ConvNet(input_shape, spec.widths, n_classes, spec.dropout)
 
 
-def embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Penultimate-layer features of ``x`` (call under ``torch.inference_mode`` in eval mode)."""
+#: Forward-pass equivalents that logits *and* embeddings of one item cost, per source (the
+#: model's own ``embed`` runs besides ``forward``; the other two share one pass).
+_PASSES = {"body": 1, "embed": 2, "last_linear": 1}
+
+
+def embedding_source(model: nn.Module) -> str:
+    """How calkit reads embeddings from ``model``; the one place that decides it.
+
+    - ``"body"``: a :class:`BodyHead` with calkit's own ``embed`` and ``forward``: one pass through
+      the body gives the embeddings, and the head on them the logits.
+    - ``"embed"``: the model's own ``embed(x)`` method (a user model, or a BodyHead subclass that
+      overrides ``embed`` or ``forward``), so a custom embedding is never bypassed.
+    - ``"last_linear"``: no ``embed`` method; the input of the last ``nn.Linear`` layer.
+
+    A submodule named ``embed`` (say an ``nn.Embedding``) is not an embed method. A model with
+    neither an embed method nor an ``nn.Linear`` layer gets a :class:`ConfigError` saying so.
+    """
+    cls = type(model)
+    if isinstance(model, BodyHead) and cls.embed is BodyHead.embed and cls.forward is BodyHead.forward:
+        return "body"
     own = getattr(model, "embed", None)
-    if callable(own):
-        return own(x)
-    return logits_and_embeddings(model, x)[1]
+    if callable(own) and not isinstance(own, nn.Module):
+        return "embed"
+    _last_linear(model)
+    return "last_linear"
+
+
+def forward_passes(model: nn.Module, with_embeddings: bool) -> int:
+    """Forward-pass equivalents per item of :func:`logits_and_embeddings` (or of logits alone),
+    so compute meters count a custom ``embed`` call as the extra pass it is."""
+    return _PASSES[embedding_source(model)] if with_embeddings else 1
+
+
+def embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Embeddings of ``x``, shape (n, d), from :func:`embedding_source` (call in eval mode, under
+    ``torch.inference_mode``)."""
+    if embedding_source(model) == "last_linear":
+        return _hooked_forward(model, x)[1]
+    return _rows(model.embed(x), x)
 
 
 def logits_and_embeddings(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both outputs from one forward pass (the caller picks the mode and grad context)."""
-    if isinstance(model, BodyHead):
+    """Logits and embeddings of ``x``, in one pass where the source allows (the caller picks the
+    mode and grad context)."""
+    source = embedding_source(model)
+    if source == "body":
         e = model.body(x)
         return model.head(e), e
+    if source == "embed":
+        return model(x), _rows(model.embed(x), x)
+    return _hooked_forward(model, x)
+
+
+def _rows(e: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A model's ``embed`` output as one flat row per item; anything else is a clear error."""
+    if not isinstance(e, torch.Tensor) or e.ndim < 1 or e.shape[0] != x.shape[0]:
+        got = tuple(e.shape) if isinstance(e, torch.Tensor) else type(e).__name__
+        raise ConfigError(f"model.embed(x) must return a tensor with one row per item ({x.shape[0]}), got {got}")
+    return e.flatten(1) if e.ndim > 1 else e.unsqueeze(1)
+
+
+def _hooked_forward(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits from ``model(x)`` and the input of its last ``nn.Linear``, captured on the way."""
     last_linear = _last_linear(model)
     captured: list[torch.Tensor] = []
     handle = last_linear.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0]))
@@ -180,6 +232,11 @@ def logits_and_embeddings(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tens
         logits = model(x)
     finally:
         handle.remove()
+    if not captured:
+        raise ConfigError(
+            "model has no embed() method and its forward never calls its last nn.Linear layer, "
+            "so calkit cannot read embeddings from it; give the model an embed(x) method"
+        )
     return logits, captured[-1].flatten(1)
 
 
@@ -189,7 +246,10 @@ def _last_linear(model: nn.Module) -> nn.Linear:
         if isinstance(module, nn.Linear):
             last = module
     if last is None:
-        raise ConfigError("model has no embed() method and no nn.Linear layer to read embeddings from")
+        raise ConfigError(
+            "model has no embed() method and no nn.Linear layer to read embeddings from; "
+            "give it an embed(x) method returning one feature row per item"
+        )
     return last
 
 

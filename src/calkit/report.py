@@ -10,7 +10,12 @@ from calkit.progress import format_header, format_row
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
+    """A run's per-round records from its metrics.jsonl, in round order.
+
+    The one reader of that file (report, compare, benchmarks), so a missing file is the same clear
+    error everywhere and a blank line never breaks an analysis.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise LedgerError(f"{run_dir} has no metrics.jsonl yet: no round has finished training")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

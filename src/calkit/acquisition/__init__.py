@@ -7,19 +7,24 @@ from calkit.acquisition.context import ModelScoringContext
 from calkit.acquisition.diverse import Diverse
 from calkit.acquisition.random import RandomSampling
 from calkit.acquisition.uncertainty import Entropy, LeastConfidence, Margin
-from calkit.errors import ConfigError
+from calkit.registry import Registry
 
-ACQUISITIONS: dict[str, type[Acquisition]] = {
-    cls.name: cls for cls in (RandomSampling, Entropy, Margin, LeastConfidence, Diverse)
-}
+#: Every acquisition class by name: the built-ins, `register_acquisition` calls, and the entry
+#: points of the group ``calkit.acquisitions``.
+ACQUISITIONS: Registry[type[Acquisition]] = Registry(
+    "acquisition", "calkit.acquisitions", Acquisition,
+    lambda: {cls.name: cls for cls in (RandomSampling, Entropy, Margin, LeastConfidence, Diverse)},
+)
+
+
+def register_acquisition(cls: type[Acquisition], name: str | None = None, *, replace: bool = False) -> type[Acquisition]:
+    """Make an Acquisition subclass available by name (``calkit run --acquisition NAME``)."""
+    return ACQUISITIONS.register(cls, name, replace=replace)
 
 
 def make_acquisition(name: str) -> Acquisition:
     """The strategy registered under ``name`` (``least-confidence`` is accepted too)."""
-    key = name.strip().lower().replace("-", "_")
-    if key not in ACQUISITIONS:
-        raise ConfigError(f"unknown acquisition {name!r}; choose one of {', '.join(sorted(ACQUISITIONS))}")
-    return ACQUISITIONS[key]()
+    return ACQUISITIONS.lookup(name)()
 
 
 __all__ = [
@@ -35,4 +40,5 @@ __all__ = [
     "ScoringContext",
     "Selection",
     "make_acquisition",
+    "register_acquisition",
 ]

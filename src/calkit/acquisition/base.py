@@ -26,7 +26,8 @@ class ScoringContext(Protocol):
         ...
 
     def embeddings(self, ids: np.ndarray) -> np.ndarray:
-        """Penultimate-layer features, shape (len(ids), d)."""
+        """The model's embeddings, shape (len(ids), d): its own ``embed`` when it has one, else
+        penultimate-layer features (:func:`calkit.models.embedding_source`)."""
         ...
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from calkit.models import batched_inference, batched_logits_and_embeddings
+from calkit.models import batched_inference, batched_logits_and_embeddings, forward_passes
 from calkit.tensors import DeviceData
 
 
@@ -16,6 +16,7 @@ class ModelScoringContext:
     """Answers a strategy's questions about candidates with one model, caching per id set.
 
     ``forward_samples`` and ``seconds`` count the inference work, for the compute meter.
+    Embeddings come from :func:`calkit.models.embedding_source` (a model's own ``embed`` first).
     """
 
     def __init__(self, model: nn.Module, data: DeviceData, rng: np.random.Generator, batch_size: int = 4096):
@@ -44,7 +45,7 @@ class ModelScoringContext:
     def _infer(self, ids: np.ndarray, with_embeddings: bool) -> None:
         start = time.perf_counter()
         x = self.data.features(np.asarray(ids, dtype=np.int64))
-        self.forward_samples += int(x.shape[0])
+        self.forward_samples += int(x.shape[0]) * forward_passes(self.model, with_embeddings)
         if with_embeddings:
             logits, emb = batched_logits_and_embeddings(self.model, x, self.batch_size)
             self._embeddings[_key(ids)] = emb.float().cpu().numpy().astype(np.float64)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from calkit.acquisition.base import ScoreBased
-
-_EPS = 1e-12
+from calkit.entropy import entropy
 
 
 class Entropy(ScoreBased):
@@ -15,8 +14,7 @@ class Entropy(ScoreBased):
     name = "entropy"
 
     def score(self, probs: np.ndarray) -> np.ndarray:
-        p = np.clip(probs, _EPS, 1.0)
-        return -(probs * np.log(p)).sum(axis=1)
+        return entropy(probs)
 
 
 class Margin(ScoreBased):

@@ -9,6 +9,7 @@ strategies are comparable.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -59,6 +60,14 @@ def carve_validation(ds: Dataset, fraction: float) -> Dataset:
     )
 
 
+def split_off_test(y: np.ndarray, test_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (pool, test) row indices of data that has no test split of its own: every row and
+    none when ``test_fraction <= 0``, else the fixed stratified holdout every loader shares."""
+    if test_fraction <= 0:
+        return np.arange(len(y)), np.arange(0)
+    return _holdout(y, test_fraction)
+
+
 def _build(
     name: str,
     x: np.ndarray,
@@ -70,14 +79,19 @@ def _build(
     y_test: np.ndarray | None = None,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
+    *,
+    texts: Sequence[str] | None = None,
 ) -> Dataset:
-    """Hold out a test split when the data has none (and has labels), then validate."""
-    if x_test is None and y is not None and test_fraction > 0:
-        pool, test = _holdout(y, test_fraction)
-        x_test, y_test = x[test], y[test]
-        x, y, ids = x[pool], y[pool], ids[pool]
+    """The Dataset of a pool (with its ``texts``, if any) and the splits the data brings; a labeled
+    pool without a test split gets one from :func:`split_off_test`."""
+    if x_test is None and y is not None:
+        pool, test = split_off_test(y, test_fraction)
+        if len(test):
+            x_test, y_test = x[test], y[test]
+            x, y, ids = x[pool], y[pool], ids[pool]
+            texts = None if texts is None else [texts[i] for i in pool]
     return Dataset(name=name, x_train=x, y_train=y, class_names=class_names, ids=ids, x_test=x_test, y_test=y_test,
-                   x_val=x_val, y_val=y_val)
+                   x_val=x_val, y_val=y_val, texts=None if texts is None else tuple(texts))
 
 
 def _check_finite_rows(where: str, key: str, x: np.ndarray) -> None:

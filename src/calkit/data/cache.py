@@ -22,10 +22,15 @@ import numpy as np
 CACHE_ENV = "CALKIT_CACHE"
 
 
-def cache_dir(*parts: str) -> Path:
-    """The cache folder (or a subfolder of it), created if missing."""
+def cache_path(*parts: str) -> Path:
+    """Where something in the cache is (or would be), creating nothing: loading only reads."""
     root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "calkit")
-    path = Path(root, *parts)
+    return Path(root, *parts)
+
+
+def cache_dir(*parts: str) -> Path:
+    """The cache folder (or a subfolder of it), created if missing: for code that writes there."""
+    path = cache_path(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -89,6 +89,12 @@ class Dataset:
             object.__setattr__(self, "_id_index", cached)
         return cached
 
+    def display(self, item_id: int) -> str | np.ndarray:
+        """What a person is shown for one pool item: its text, else its features (an image is
+        ``(C, H, W)``, a table row a vector)."""
+        pos = int(self.positions(np.array([item_id]))[0])
+        return self.texts[pos] if self.texts is not None else self.x_train[pos]
+
     def fingerprint(self) -> str:
         """A short hash of the data, stored in a run so `resume` refuses other data."""
         h = hashlib.sha256()

@@ -2,9 +2,9 @@
 
 Builtin names: ``digits`` (scikit-learn, tiny, always available), ``fashion-mnist``
 (IDX files on disk; nothing is downloaded, so runs work offline and reproducibly), and
-``fine-foods``, ``vader-amazon``, ``vader-movies``, ``pbmc``, ``cells`` (fetched once from
-registry packages into the cache by :mod:`calkit.data.external`, which is imported only when
-they are asked for).
+``fine-foods``, ``vader-amazon``, ``vader-movies``, ``pbmc``, ``cells`` (read from the cache by
+:mod:`calkit.data.external`, imported only when they are asked for; ``calkit data fetch NAME``
+puts them there, loading never downloads).
 Files: ``.npz`` and ``.csv`` with the layouts documented on :func:`load_dataset`, and
 labeled texts (``.jsonl``, ``.tsv``, or ``.csv`` with a ``text`` column), embedded with MiniLM.
 
@@ -57,6 +57,11 @@ _EXTERNAL = ("fine-foods", "vader-amazon", "vader-movies", "pbmc", "cells")
 # --------------------------------------------------------------------------- entry points
 
 
+def canonical_name(name: str | os.PathLike) -> str | None:
+    """The builtin dataset a name or alias stands for (``fmnist`` -> ``fashion-mnist``), else None."""
+    return _ALIASES.get(os.fspath(name).strip().lower())
+
+
 def load_dataset(
     name_or_path: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
@@ -90,9 +95,9 @@ def load_dataset(
     ``text`` column: fields ``text``, the label, optional integer ``id``; features are MiniLM
     embeddings (needs ``calkit[text]``), see :func:`calkit.data.text_files.load_text_file`.
 
-    ``fine-foods``, ``vader-amazon``, ``vader-movies``, ``pbmc`` and ``cells`` are fetched into
-    the cache on first use (see :mod:`calkit.data.external`); fine-foods and cells keep their
-    own test splits.
+    ``fine-foods``, ``vader-amazon``, ``vader-movies``, ``pbmc`` and ``cells`` are read from the
+    cache (see :mod:`calkit.data.external`); when one is missing a DataError names the command
+    that fetches it, ``calkit data fetch NAME``. fine-foods and cells keep their own test splits.
 
     ``val_fraction``: share of a labeled pool carved out (stratified, fixed seed) as the
     validation split, for tuning; data that brings one (``X_val``/``y_val`` in an ``.npz``, a
@@ -106,9 +111,8 @@ def load_dataset(
 def _load_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | None, test_fraction: float,
                  label_column: str) -> Dataset:
     """The dataset as its source has it: pool, and the test and validation splits it brings."""
-    key = os.fspath(name_or_path).strip().lower()
-    if key in _ALIASES:
-        name = _ALIASES[key]
+    name = canonical_name(name_or_path)
+    if name is not None:
         if name == "digits":
             return _load_digits(test_fraction)
         if name in _EXTERNAL:

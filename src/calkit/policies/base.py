@@ -125,6 +125,15 @@ class Policy(ABC):
         """Factor applied to the configured learning rate in round ``rnd`` (CAL's optional linear scaling)."""
         return 1.0
 
+    def defaults(self, batch_size: int) -> dict[str, object]:
+        """This policy's value for every run setting it reads, by RunConfig field name.
+
+        A run writes these into its config.yaml at creation wherever the user left a setting
+        unset, so the run keeps them whatever later versions of the policy choose. Subclasses
+        extend the dict with their own settings.
+        """
+        return {"schedule": self.default_schedule, "shrink": self.default_shrink, "perturb": self.default_perturb}
+
     def state_dict(self) -> dict:
         return {}
 

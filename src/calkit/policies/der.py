@@ -17,6 +17,9 @@ from calkit.policies.distill import DistillationPolicy
 class DarkExperienceReplayPolicy(DistillationPolicy):
     name = "der"
 
+    def defaults(self, batch_size: int) -> dict[str, object]:
+        return {**super().defaults(batch_size), "alpha": 0.1, "beta": 1.0}
+
     def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
         x, y = ctx.data.features(step.ids), ctx.data.labels(step.ids)
         logits = ctx.model(x)

@@ -25,6 +25,10 @@ DEFAULT_CANDIDATES = 256
 class MaximallyInterferedRetrievalPolicy(ReplayPolicy):
     name = "mir"
 
+    def defaults(self, batch_size: int) -> dict[str, object]:
+        candidates = max(2 * self.replay_size(batch_size), DEFAULT_CANDIDATES)
+        return {**super().defaults(batch_size), "candidates": candidates}
+
     def choose_replay(self, new: np.ndarray, m_rep: int, ctx: RoundContext) -> Step:
         candidates = self.sample_candidates(ctx, self.options.candidates or max(2 * m_rep, DEFAULT_CANDIDATES))
         if len(candidates) <= m_rep:

@@ -36,6 +36,12 @@ class ReplayPolicy(Policy):
     def __init__(self, options: PolicyOptions | None = None):
         self.options = options or PolicyOptions()
 
+    def defaults(self, batch_size: int) -> dict[str, object]:
+        own = {"lr_scaling": self.default_lr_scaling}
+        if self.options.replay_size is None and self.options.replay_fraction is None:
+            own["replay_ratio"] = self.default_replay_ratio
+        return {**super().defaults(batch_size), **own}
+
     def replay_size(self, new_per_step: int) -> int:
         return self.options.replay_count(new_per_step, self.default_replay_ratio)
 

@@ -42,6 +42,9 @@ def scaled_distillation_loss(
 class ScaledDistillationPolicy(DistillationPolicy):
     name = "sd"
 
+    def defaults(self, batch_size: int) -> dict[str, object]:
+        return {**super().defaults(batch_size), "alpha": DEFAULT_ALPHA}
+
     def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
         x, y = ctx.data.features(step.ids), ctx.data.labels(step.ids)
         logits = ctx.model(x)
