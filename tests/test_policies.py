@@ -23,7 +23,9 @@ from calkit.policies.sd import distillation_kl, scaled_distillation_loss
 from calkit.policies.targets import StoredTargets
 from calkit.submodular import greedy_maximize
 from calkit.tensors import DeviceData
+from calkit.policies import policy_names
 from calkit.policies.presets import PRESETS, Preset
+from calkit.testing import check_policy
 from calkit.train import FixedEpochs, LabeledPasses, NewItemsLearned, TrainAccuracy
 from calkit.train.warm_start import ShrinkPerturb
 from tests.conftest import make_blobs
@@ -447,3 +449,9 @@ def test_cal_defaults_lean_replay_scaled_rate_and_a_cosine_per_round(tmp_path):
     loop = ActiveLoop.create(tmp_path / "reset", _cfg("reset"), dataset=make_blobs())
     assert loop.schedule.name == "constant"
     loop.close()
+
+
+@pytest.mark.parametrize("name", policy_names())
+def test_every_policy_and_preset_keeps_the_public_contract(name):
+    """calkit.testing's checks, the ones a third-party policy runs too."""
+    check_policy(lambda: make_policy(name))

@@ -118,6 +118,20 @@ BOOLEAN_FLAGS = (
 )
 
 
+def acquisition_option_flags() -> list[tuple[str, str, str, type, str]]:
+    """(acquisition, flag, field, type, help) for each setting of each registered acquisition
+    with an ``Options`` dataclass: ``--diverse-lam`` and the like, plugins included."""
+    from calkit.acquisition import ACQUISITIONS
+    from calkit.options import option_flags
+
+    out = []
+    for name in ACQUISITIONS.names():
+        options = ACQUISITIONS[name].Options
+        if options is not None:
+            out += [(name, flag, field, kind, f"{name}: {text}") for flag, field, kind, text in option_flags(name, options)]
+    return out
+
+
 COMPARE_EXCLUDED = {"policy", "initial", "round-size", "rounds", "budget", "seed", "oracle", "keep-checkpoints"}
 
 
@@ -128,6 +142,8 @@ def add_run_flags(parser: argparse.ArgumentParser, exclude: set[str]) -> None:
             parser.add_argument(f"--{flag}", type=kind, default=None, help=text)
     for flag, text in BOOLEAN_FLAGS:
         parser.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=text)
+    for _, flag, _, kind, text in acquisition_option_flags():
+        parser.add_argument(f"--{flag}", type=kind, default=None, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,12 +275,31 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, flag.replace("-", "_"), None)
         if value is not None:
             base[flag.replace("-", "_")] = value
+    base["acquisition_options"] = _acquisition_options(args, base)
     # A rule given on the command line wins over one in the config file.
     if args.epochs is None and args.train_accuracy is not None:
         base["epochs"] = None
     if args.epochs is None and args.train_accuracy is None and args.new_accuracy is not None:
         base["epochs"] = base["train_accuracy"] = None
     return RunConfig.from_dict(base).validate()
+
+
+def _acquisition_options(args: argparse.Namespace, base: dict) -> dict | None:
+    """The chosen acquisition's settings: the config file's, overridden by its flags; a flag of
+    another acquisition is a mistake worth saying."""
+    from calkit.errors import ConfigError
+    from calkit.registry import normalise
+
+    chosen = normalise(str(base.get("acquisition") or ""))
+    options = dict(base.get("acquisition_options") or {})
+    for name, flag, field, _, _ in acquisition_option_flags():
+        value = getattr(args, flag.replace("-", "_"), None)
+        if value is None:
+            continue
+        if normalise(name) not in (chosen, chosen.replace("-", "_"), chosen.replace("_", "-")):
+            raise ConfigError(f"--{flag} is a setting of --acquisition {name}, not of {base.get('acquisition')!r}")
+        options[field] = value
+    return options or None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

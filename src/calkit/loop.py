@@ -134,7 +134,7 @@ class ActiveLoop:
         self.progress = progress or Progress()
         self.plan = plan_rounds(cfg, dataset.pool_size)
         self.policy: Policy = policy or make_policy(cfg.policy, cfg.policy_options())
-        self.acquisition: Acquisition = acquisition or make_acquisition(cfg.acquisition)
+        self.acquisition: Acquisition = acquisition or make_acquisition(cfg.acquisition, cfg.acquisition_options)
         self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
         self.initial_rule = initial_rule_for(cfg)
         self.stop_rule = stop_rule_for(cfg)
@@ -166,7 +166,7 @@ class ActiveLoop:
         training its own (same data, seed, model, optimizer and initial rule, checked here):
         `calkit compare` starts every policy of a seed from one model this way.
         """
-        cfg = resolve(cfg.validate(), policy)
+        cfg = resolve(cfg.validate(), policy, acquisition)
         run_dir = RunDirectory(path)
         if run_dir.exists():
             raise LedgerError(f"{run_dir.path} already holds a run; continue it with `calkit resume {run_dir.path}`")
@@ -175,7 +175,7 @@ class ActiveLoop:
         dataset = dataset or dataset_for(cfg)
         plan_rounds(cfg, dataset.pool_size)  # fail on impossible budgets before touching disk
         policy = policy or make_policy(cfg.policy, cfg.policy_options())
-        acquisition = acquisition or make_acquisition(cfg.acquisition)
+        acquisition = acquisition or make_acquisition(cfg.acquisition, cfg.acquisition_options)
         make_oracle(cfg.oracle, dataset)
         _device(cfg.device)
         if model_factory is None:

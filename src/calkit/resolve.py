@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from calkit.acquisition import Acquisition, acquisition_defaults
 from calkit.config import RunConfig
 from calkit.oracle import oracle_name
 from calkit.policies import PRESETS, Policy, ReplayPolicy, make_policy, resolve_policy_name
@@ -22,10 +23,11 @@ DEFAULT_INITIAL_ACCURACY = 0.99
 DEFAULT_INITIAL_MAX_EPOCHS = 20
 
 
-def resolve(cfg: RunConfig, policy: Policy | None = None) -> RunConfig:
+def resolve(cfg: RunConfig, policy: Policy | None = None, acquisition: Acquisition | None = None) -> RunConfig:
     """``cfg`` with every default made explicit (a resolved config comes back unchanged).
 
-    ``policy`` is the object a run was given instead of a registered name: its defaults count.
+    ``policy`` and ``acquisition`` are objects a run was given instead of registered names:
+    their defaults and settings count.
     """
     if cfg.resolved:
         return cfg
@@ -40,6 +42,11 @@ def resolve(cfg: RunConfig, policy: Policy | None = None) -> RunConfig:
     raw.update(_stop_settings(RunConfig.from_dict(raw), policy, preset))
     _fill(raw, {"initial_accuracy": DEFAULT_INITIAL_ACCURACY, "initial_max_epochs": DEFAULT_INITIAL_MAX_EPOCHS,
                 "later_lr_factor": 1.0, "lr_scaling": False})
+    if acquisition is not None:
+        options = acquisition.options
+        raw["acquisition_options"] = None if options is None else dataclasses.asdict(options)
+    else:
+        raw["acquisition_options"] = acquisition_defaults(cfg.acquisition, cfg.acquisition_options)
     raw["resolved"] = True
     return RunConfig.from_dict(raw).validate()
 

@@ -43,9 +43,20 @@ class Selection:
 
 
 class Acquisition(ABC):
-    """Base class: validate the request, then delegate to :meth:`_select`."""
+    """Base class: validate the request, then delegate to :meth:`_select`.
+
+    A strategy with settings declares them as a dataclass ``Options`` (fields made with
+    :func:`calkit.options.option`); it gets them as ``self.options``, and `calkit run` offers
+    each as ``--NAME-FIELD``.
+    """
 
     name: ClassVar[str]
+    Options: ClassVar[type | None] = None
+
+    def __init__(self, options: object | None = None):
+        if options is not None and (self.Options is None or not isinstance(options, self.Options)):
+            raise AcquisitionError(f"{self.name} takes {'no options' if self.Options is None else self.Options.__name__}")
+        self.options = options if options is not None or self.Options is None else self.Options()
 
     def select(self, ctx: ScoringContext, candidate_ids: np.ndarray, k: int) -> Selection:
         candidates = np.asarray(candidate_ids)
