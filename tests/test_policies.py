@@ -378,38 +378,38 @@ def test_continual_rounds_cost_the_same_whatever_the_round():
 
 def test_continual_policies_default_to_fixed_epochs_and_reset_to_the_accuracy_rule(tmp_path):
     loop = ActiveLoop.create(tmp_path / "a", _cfg("sd", epochs=None), dataset=make_blobs())
-    assert loop.stop_rule.describe().startswith("fixed")
+    assert loop.rules.later.describe().startswith("fixed")
     loop.close()
     loop = ActiveLoop.create(tmp_path / "b", _cfg("reset", epochs=None), dataset=make_blobs())
-    assert "running train accuracy >= 0.99" in loop.stop_rule.describe()
+    assert "running train accuracy >= 0.99" in loop.rules.later.describe()
     loop.close()
 
 
 def test_cal_trains_until_the_new_items_are_learned(tmp_path):
     loop = ActiveLoop.create(tmp_path / "a", _cfg("cal", epochs=None), dataset=make_blobs())
-    assert loop.stop_rule == LabeledPasses(2.0, 0.99, 40)
+    assert loop.rules.later == LabeledPasses(2.0, 0.99, 40)
     cal = PRESETS["cal"].settings
-    assert loop.stop_rule == LabeledPasses(cal["labeled_passes"], cal["new_accuracy"], cal["min_round_steps"])
-    assert loop.warm_start == ShrinkPerturb(0.9, 0.05)
+    assert loop.rules.later == LabeledPasses(cal["labeled_passes"], cal["new_accuracy"], cal["min_round_steps"])
+    assert loop.rules.warm_start == ShrinkPerturb(0.9, 0.05)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "p", _cfg("cal", epochs=None, labeled_passes=1.5, min_round_steps=0),
                              dataset=make_blobs())
-    assert loop.stop_rule == LabeledPasses(1.5, 0.99, 0)
+    assert loop.rules.later == LabeledPasses(1.5, 0.99, 0)
     loop.close()
     loop = ActiveLoop.create(tmp_path / "b", _cfg("cal", epochs=None, new_accuracy=0.9, max_new_epochs=7, max_epochs=30),
                               dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.9, 7)  # max_epochs caps standard AL's rounds, not cal's
+    assert loop.rules.later == NewItemsLearned(0.9, 7)  # max_epochs caps standard AL's rounds, not cal's
     loop.close()
     loop = ActiveLoop.create(tmp_path / "c", _cfg("sd", epochs=None, new_accuracy=0.95), dataset=make_blobs())
-    assert loop.stop_rule == NewItemsLearned(0.95, 20)  # any continual policy can opt in
+    assert loop.rules.later == NewItemsLearned(0.95, 20)  # any continual policy can opt in
     loop.close()
 
 
 @pytest.mark.parametrize("policy", ["reset", "reset-tuned", "warm", "er", "sd", "cal"])
 def test_every_policy_trains_the_initial_round_by_one_shared_rule(tmp_path, policy):
     loop = ActiveLoop.create(tmp_path / policy, _cfg(policy, epochs=3, initial_max_epochs=7), dataset=make_blobs())
-    assert loop.rule_of(0) == TrainAccuracy(0.99, 7)
-    assert loop.rule_of(1) == loop.stop_rule == FixedEpochs(3)
+    assert loop.rules.rule_of(0) == TrainAccuracy(0.99, 7)
+    assert loop.rules.rule_of(1) == loop.rules.later == FixedEpochs(3)
     loop.close()
 
 
@@ -441,13 +441,13 @@ def test_cal_defaults_lean_replay_scaled_rate_and_a_cosine_per_round(tmp_path):
     assert cal.replay_size(64) == 64  # replay fraction 1/2
     assert cal.lr_multiplier(64, later) == 2.0
     loop = ActiveLoop.create(tmp_path / "cal", _cfg("cal", epochs=None, replay_size=None), dataset=make_blobs())
-    assert loop.schedule.name == "cosine"
+    assert loop.rules.schedule.name == "cosine"
     loop.close()
     loop = ActiveLoop.create(tmp_path / "own", _cfg("cal", schedule="constant"), dataset=make_blobs())
-    assert loop.schedule.name == "constant"  # the run's choice wins
+    assert loop.rules.schedule.name == "constant"  # the run's choice wins
     loop.close()
     loop = ActiveLoop.create(tmp_path / "reset", _cfg("reset"), dataset=make_blobs())
-    assert loop.schedule.name == "constant"
+    assert loop.rules.schedule.name == "constant"
     loop.close()
 
 

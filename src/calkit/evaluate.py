@@ -51,3 +51,12 @@ def _split_scores(split: str, logits: torch.Tensor, y: torch.Tensor, n_classes: 
         f"{split}_accuracy": float((pred == true).mean()),
         f"{split}_macro_f1": float(f1_score(true, pred, labels=np.arange(n_classes), average="macro", zero_division=0)),
     }
+
+
+def accuracy_by_round(model: nn.Module, data: DeviceData, per_round: list[np.ndarray], batch_size: int) -> list[float]:
+    """Training accuracy on each round's items: forgetting shows as a falling curve."""
+    ids = np.concatenate(per_round)
+    pred = batched_inference(model, data.features(ids), batch_size).argmax(1)
+    hits = (pred == data.labels(ids)).cpu().numpy()
+    bounds = np.cumsum([0] + [len(p) for p in per_round])
+    return [float(hits[a:b].mean()) for a, b in zip(bounds[:-1], bounds[1:])]

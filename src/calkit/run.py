@@ -154,7 +154,7 @@ class Run:
         loop = self._loop
         return (f"run directory {self.path}: policy {loop.policy.name}, acquisition {loop.acquisition.name}, "
                 f"oracle {self.config.oracle}, {len(loop.plan)} rounds to {sum(loop.plan)} labels, "
-                f"stopping rule: {loop.stop_rule.describe()}")
+                f"stopping rule: {loop.rules.later.describe()}")
 
     # -- people in the loop -------------------------------------------------------------------
     def pending(self) -> list[Item]:
