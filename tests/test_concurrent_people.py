@@ -160,3 +160,49 @@ def test_an_annotator_needs_a_name(tmp_path, blobs_npz, who):
     with pytest.raises(LabelError, match="annotator"):
         run.submit({run.pending()[0].id: 0}, annotator=who)  # type: ignore[arg-type]
     run.close()
+
+
+KILLED_CHILD = r"""
+import sys
+from pathlib import Path
+from calkit import Run
+
+run = Run.open(Path(sys.argv[1]))
+for item_id in sys.argv[3].split(","):
+    run.submit({int(item_id): 0}, annotator=sys.argv[2])
+    print(item_id, flush=True)  # acknowledged: the submit returned, so it is committed
+"""
+
+
+@pytest.mark.slow
+def test_an_annotator_killed_mid_submission_loses_no_acknowledged_label(tmp_path, blobs_npz):
+    """kill -9 while two processes write: every acknowledged answer is in the ledger, nothing
+    half-written is, and the run goes on."""
+    import os
+    import signal
+
+    run_dir = tmp_path / "run"
+    run = Run.create(run_dir, dataset=str(blobs_npz), oracle="people", initial=20, round_size=10, rounds=2,
+                     epochs=1, model="mlp:16")
+    items = ",".join(str(item.id) for item in run.pending())
+    run.close()
+    children = {who: subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(run_dir), who, items],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for who in ("killed", "survivor")}
+    acked = [children["killed"].stdout.readline().strip() for _ in range(3)]  # let it get going
+    assert all(acked), children["killed"].stderr.read()
+    os.kill(children["killed"].pid, signal.SIGKILL)
+    children["killed"].wait(timeout=60)
+    acked += [line.strip() for line in children["killed"].stdout.read().splitlines()]
+    out, err = children["survivor"].communicate(timeout=240)
+    assert children["survivor"].returncode == 0, err
+    with Ledger.open(run_dir / "ledger.sqlite") as ledger:
+        by = {}
+        for fact in ledger.label_facts():
+            by.setdefault(fact["annotator"], []).append(str(fact["item_id"]))
+        assert set(acked) <= set(by["killed"])  # acknowledged means committed
+        assert len(by["killed"]) <= len(acked) + 1  # at most the one in flight, whole or not at all
+        assert sorted(by["survivor"]) == sorted(out.split())
+    with Run.open(run_dir) as again:
+        assert again.status().state == "ready"  # the survivor answered everything
+        assert again.advance().state == "awaiting_labels"  # round 0 trained, round 1 opened

@@ -34,11 +34,14 @@ def run_flags() -> list[tuple[str, type, str]]:
     """
     from calkit.acquisition import ACQUISITIONS
     from calkit.oracle import ORACLES
-    from calkit.policies import PRESETS, policy_names
+    from calkit.policies import PRESETS, make_policy, policy_names
+    from calkit.policies.mir import DEFAULT_CANDIDATES
     from calkit.policies.replay import DEFAULT_CAL_EPOCHS
     from calkit.resolve import DEFAULT_INITIAL_ACCURACY, DEFAULT_INITIAL_MAX_EPOCHS
 
     cal, tuned = PRESETS["cal"].settings, PRESETS["reset-tuned"].settings
+    der, sd, sds2 = (make_policy(name).defaults(64) for name in ("der", "sd", "sds2"))
+    replay_ratio = make_policy("er").defaults(64)["replay_ratio"]
     presets = "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
     return [
         ("dataset", str, "digits, fashion-mnist, fine-foods, vader-amazon, pbmc, or a .npz/.csv/.jsonl/.tsv file "
@@ -84,11 +87,12 @@ def run_flags() -> list[tuple[str, type, str]]:
         ("replay-size", int, "continual policies: replayed items per step, m' [policy default]"),
         ("replay-fraction", float, "continual policies: m'/(m+m') instead of --replay-size"),
         ("replay-ratio", float, f"continual policies: m'/m instead of --replay-size [cal: {cal['replay_ratio']:g}; "
-         "the paper's policies 2]"),
-        ("alpha", float, "der: logit-MSE weight [0.1]; sd/sds2: KL share of the replay loss [0.5]"),
-        ("beta", float, "der: CE weight on replayed items [1.0]"),
-        ("candidates", int, "mir/sds2: history candidates scored per step, C [max(2m', 256)]"),
-        ("lam-s", float, "sds2: weight of the uncertainty term [1.0]"),
+         f"the paper's policies {replay_ratio:g}]"),
+        ("alpha", float, f"der: logit-MSE weight [{der['alpha']:g}]; sd/sds2: KL share of the replay loss "
+         f"[{sd['alpha']:g}]"),
+        ("beta", float, f"der: CE weight on replayed items [{der['beta']:g}]"),
+        ("candidates", int, f"mir/sds2: history candidates scored per step, C [max(2m', {DEFAULT_CANDIDATES})]"),
+        ("lam-s", float, f"sds2: weight of the uncertainty term [{sds2['lam_s']:g}]"),
         ("kernel-width", float, "sds2: RBF kernel width [median heuristic]"),
         ("schedule", str, "learning-rate schedule: constant, cosine (restarted each round), infinite or wsd "
          "(anneal a copy for use each round) [constant; cal, reset-tuned: cosine]"),

@@ -14,11 +14,15 @@ from calkit.policies.base import RoundContext, Step, StepOutput
 from calkit.policies.distill import DistillationPolicy
 
 
+DEFAULT_ALPHA = 0.1
+DEFAULT_BETA = 1.0
+
+
 class DarkExperienceReplayPolicy(DistillationPolicy):
     name = "der"
 
     def defaults(self, batch_size: int) -> dict[str, object]:
-        return {**super().defaults(batch_size), "alpha": 0.1, "beta": 1.0}
+        return {**super().defaults(batch_size), "alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA}
 
     def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
         x, y = ctx.data.features(step.ids), ctx.data.labels(step.ids)
@@ -26,8 +30,8 @@ class DarkExperienceReplayPolicy(DistillationPolicy):
         n = step.n_new
         loss = F.cross_entropy(logits[:n], y[:n])
         if len(step.ids) > n:
-            alpha = 0.1 if self.options.alpha is None else self.options.alpha
-            beta = 1.0 if self.options.beta is None else self.options.beta
+            alpha = DEFAULT_ALPHA if self.options.alpha is None else self.options.alpha
+            beta = DEFAULT_BETA if self.options.beta is None else self.options.beta
             replayed = logits[n:]
             stored = self.targets.get(step.replay_ids, replayed.device)
             loss = loss + alpha * (replayed - stored).pow(2).sum(1).mean() + beta * F.cross_entropy(replayed, y[n:])
