@@ -19,16 +19,31 @@ from calkit.policies.er import ExperienceReplayPolicy
 from calkit.testing import blobs, check_acquisition, check_policy
 
 PLUGIN = '''
+from dataclasses import dataclass
+
 import numpy as np
 from calkit.acquisition import Acquisition, Selection
+from calkit.options import option
 from calkit.policies.er import ExperienceReplayPolicy
 
 
+@dataclass(frozen=True)
+class HalfReplayOptions:
+    smoothing: float = option(0.0, "label smoothing of the replay loss")
+
+
 class HalfReplay(ExperienceReplayPolicy):
-    """Experience replay with m' = m / 2."""
+    """Experience replay with m' = m / 2 and an optional label smoothing."""
 
     name = "half-replay"
     default_replay_ratio = 0.5
+    Options = HalfReplayOptions
+
+    def loss(self, step, ctx):
+        import torch.nn.functional as F
+        out = super().loss(step, ctx)
+        out.loss = F.cross_entropy(out.logits, out.labels, label_smoothing=self.settings.smoothing)
+        return out
 
 
 class LowestId(Acquisition):
@@ -75,16 +90,19 @@ def installed_plugin(tmp_path_factory):
 def test_an_installed_plugin_runs_from_the_command_line_and_passes_the_contract(installed_plugin, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "calkit", "run", "--dataset", "digits", "--policy", "half-replay", "--acquisition",
-           "lowest-id", "--model", "mlp:32", "--initial", "50", "--round-size", "30", "--rounds", "3", "--epochs", "2",
+           "lowest-id", "--half-replay-smoothing", "0.1", "--model", "mlp:32", "--initial", "50", "--round-size", "30", "--rounds", "3", "--epochs", "2",
            "--out", str(out), "--quiet"]
     done = subprocess.run(cmd, env=installed_plugin, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [(r["policy"], r["acquisition"]) for r in records[1:]] == [("half-replay", "lowest-id")] * 2
-    assert "replay_ratio: 0.5" in (out / "config.yaml").read_text()  # the plugin's default, written out
+    written = (out / "config.yaml").read_text()
+    assert "replay_ratio: 0.5" in written  # the plugin's default, written out
+    assert "policy_settings:\n  smoothing: 0.1" in written  # its own setting, from its derived flag
     help_text = subprocess.run([sys.executable, "-m", "calkit", "run", "--help"], env=installed_plugin,
                                capture_output=True, text=True, timeout=120).stdout
     assert "half-replay" in help_text and "lowest-id" in help_text  # choices come from the registries
+    assert "--half-replay-smoothing" in help_text
     check = ("from calkit.testing import check_policy, check_acquisition\n"
              "from calkit.policies import POLICIES\nfrom calkit.acquisition import make_acquisition\n"
              "check_policy(POLICIES['half-replay']); check_acquisition(make_acquisition('lowest-id')); print('ok')")

@@ -122,17 +122,25 @@ BOOLEAN_FLAGS = (
 )
 
 
-def acquisition_option_flags() -> list[tuple[str, str, str, type, str]]:
-    """(acquisition, flag, field, type, help) for each setting of each registered acquisition
-    with an ``Options`` dataclass: ``--diverse-lam`` and the like, plugins included."""
+#: Extensions whose own settings become flags: (RunConfig field naming the chosen one, field
+#: holding its settings, registry loader).
+EXTENSION_KINDS = (("policy", "policy_settings"), ("acquisition", "acquisition_options"))
+
+
+def extension_option_flags() -> list[tuple[str, str, str, str, type, str]]:
+    """(kind, name, flag, field, type, help) for each setting of each registered policy or
+    acquisition with an ``Options`` dataclass: ``--diverse-lam`` and the like, plugins included."""
     from calkit.acquisition import ACQUISITIONS
     from calkit.options import option_flags
+    from calkit.policies import POLICIES
 
     out = []
-    for name in ACQUISITIONS.names():
-        options = ACQUISITIONS[name].Options
-        if options is not None:
-            out += [(name, flag, field, kind, f"{name}: {text}") for flag, field, kind, text in option_flags(name, options)]
+    for kind, registry in (("policy", POLICIES), ("acquisition", ACQUISITIONS)):
+        for name in registry.names():
+            options = registry[name].Options
+            if options is not None:
+                out += [(kind, name, flag, field, type_, f"{name}: {text}")
+                        for flag, field, type_, text in option_flags(name, options)]
     return out
 
 
@@ -146,8 +154,8 @@ def add_run_flags(parser: argparse.ArgumentParser, exclude: set[str]) -> None:
             parser.add_argument(f"--{flag}", type=kind, default=None, help=text)
     for flag, text in BOOLEAN_FLAGS:
         parser.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=text)
-    for _, flag, _, kind, text in acquisition_option_flags():
-        parser.add_argument(f"--{flag}", type=kind, default=None, help=text)
+    for _, _, flag, _, type_, text in extension_option_flags():
+        parser.add_argument(f"--{flag}", type=type_, default=None, help=text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,7 +287,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         value = getattr(args, flag.replace("-", "_"), None)
         if value is not None:
             base[flag.replace("-", "_")] = value
-    base["acquisition_options"] = _acquisition_options(args, base)
+    flags = extension_option_flags()
+    for kind, field in EXTENSION_KINDS:
+        base[field] = _extension_options(args, base, kind, field, flags)
     # A rule given on the command line wins over one in the config file.
     if args.epochs is None and args.train_accuracy is not None:
         base["epochs"] = None
@@ -288,21 +298,21 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig.from_dict(base).validate()
 
 
-def _acquisition_options(args: argparse.Namespace, base: dict) -> dict | None:
-    """The chosen acquisition's settings: the config file's, overridden by its flags; a flag of
-    another acquisition is a mistake worth saying."""
+def _extension_options(args: argparse.Namespace, base: dict, kind: str, field: str, flags: list) -> dict | None:
+    """The chosen policy's or acquisition's own settings: the config file's, overridden by its
+    flags; a flag of another one than the chosen is a mistake worth saying."""
     from calkit.errors import ConfigError
     from calkit.registry import normalise
 
-    chosen = normalise(str(base.get("acquisition") or ""))
-    options = dict(base.get("acquisition_options") or {})
-    for name, flag, field, _, _ in acquisition_option_flags():
+    chosen = normalise(str(base.get(kind) or ""))
+    options = dict(base.get(field) or {})
+    for flag_kind, name, flag, setting, _, _ in flags:
         value = getattr(args, flag.replace("-", "_"), None)
-        if value is None:
+        if flag_kind != kind or value is None:
             continue
         if normalise(name) not in (chosen, chosen.replace("-", "_"), chosen.replace("_", "-")):
-            raise ConfigError(f"--{flag} is a setting of --acquisition {name}, not of {base.get('acquisition')!r}")
-        options[field] = value
+            raise ConfigError(f"--{flag} is a setting of --{kind} {name}, not of {base.get(kind)!r}")
+        options[setting] = value
     return options or None
 
 

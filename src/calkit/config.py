@@ -79,6 +79,7 @@ class RunConfig:
     round_sizes: list[int] | None = None
     pool_size: int | None = None
     acquisition_options: dict | None = None  #: the acquisition's own settings (its Options), by field name
+    policy_settings: dict | None = None  #: a policy's own settings (its Options, plugins), by field name
     later_lr_factor: float | None = None  #: rounds after the initial one start from lr x this (None: 1)
     #: True once calkit.resolve filled in every default: a run's config.yaml is, and opens as written
     resolved: bool = False

@@ -84,7 +84,7 @@ class ActiveLoop:
         self.ledger = ledger
         self.progress = progress or Progress()
         self.plan = plan_rounds(cfg, dataset.pool_size)
-        self.policy: Policy = policy or make_policy(cfg.policy, cfg.policy_options())
+        self.policy: Policy = policy or make_policy(cfg.policy, cfg.policy_options(), cfg.policy_settings)
         self.acquisition: Acquisition = acquisition or make_acquisition(cfg.acquisition, cfg.acquisition_options)
         self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
         self.rules = RoundRules(cfg, self.policy)
@@ -119,7 +119,7 @@ class ActiveLoop:
             raise LedgerError(f"{run_dir.path} exists and is not empty; choose another --out")
         dataset = dataset or dataset_for(cfg)
         plan_rounds(cfg, dataset.pool_size)  # fail on impossible budgets before touching disk
-        policy = policy or make_policy(cfg.policy, cfg.policy_options())
+        policy = policy or make_policy(cfg.policy, cfg.policy_options(), cfg.policy_settings)
         acquisition = acquisition or make_acquisition(cfg.acquisition, cfg.acquisition_options)
         make_oracle(cfg.oracle, dataset)
         _device(cfg.device)

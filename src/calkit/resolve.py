@@ -37,7 +37,8 @@ def resolve(cfg: RunConfig, policy: Policy | None = None, acquisition: Acquisiti
     preset = PRESETS[raw["policy"]].settings if raw["policy"] in PRESETS else {}
     raw.update({k: v for k, v in applicable(preset, raw).items() if k not in STOP_FIELDS})
     partial = RunConfig.from_dict(raw)
-    policy = policy or make_policy(partial.policy, partial.policy_options())
+    policy = policy or make_policy(partial.policy, partial.policy_options(), cfg.policy_settings)
+    raw["policy_settings"] = None if policy.settings is None else dataclasses.asdict(policy.settings)
     _fill(raw, policy.defaults(cfg.batch_size))
     raw.update(_stop_settings(RunConfig.from_dict(raw), policy, preset))
     _fill(raw, {"initial_accuracy": DEFAULT_INITIAL_ACCURACY, "initial_max_epochs": DEFAULT_INITIAL_MAX_EPOCHS,

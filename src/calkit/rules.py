@@ -40,7 +40,7 @@ def later_round_lr(cfg: RunConfig, policy: Policy | None = None) -> float:
     times --later-lr-factor times the policy's multiplier (cal's replay scaling). Every such
     round has earlier rounds to replay, which is all the multipliers look at."""
     cfg = resolve(cfg)
-    policy = policy or make_policy(cfg.policy, cfg.policy_options())
+    policy = policy or make_policy(cfg.policy, cfg.policy_options(), cfg.policy_settings)
     later = RoundData(1, new_ids=np.arange(1), history_ids=np.arange(1))
     return cfg.lr * cfg.later_lr_factor * policy.lr_multiplier(cfg.batch_size, later)
 

@@ -9,6 +9,7 @@ the weights and train over the new batch, replaying history items in every step.
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from typing import Mapping
 
 from calkit.errors import ConfigError
 from calkit.policies.base import (
@@ -22,6 +23,7 @@ from calkit.policies.base import (
 from calkit.policies.options import PolicyOptions
 from calkit.policies.presets import PRESETS, Preset, applicable
 from calkit.policies.replay import ReplayPolicy
+from calkit.options import build_options
 from calkit.registry import Registry, normalise
 
 
@@ -74,8 +76,9 @@ def policy_class(name: str) -> type[Policy]:
     return POLICIES.lookup(PRESETS[key].policy if key in PRESETS else key)
 
 
-def make_policy(name: str, options: PolicyOptions | None = None) -> Policy:
-    """A policy by name; a preset's settings fill the options left unset."""
+def make_policy(name: str, options: PolicyOptions | None = None, settings: Mapping[str, object] | None = None) -> Policy:
+    """A policy by name; a preset's settings fill the options left unset. ``settings`` are the
+    policy's own (its ``Options``), as plain values."""
     key = resolve_policy_name(name)
     cls = policy_class(key)
     if key in PRESETS:
@@ -84,6 +87,10 @@ def make_policy(name: str, options: PolicyOptions | None = None) -> Policy:
     policy = cls(options) if issubclass(cls, ReplayPolicy) else cls()
     if key in PRESETS:
         policy.name = key  # records and reports name the preset
+    if cls.Options is not None:
+        policy.settings = build_options(cls.Options, settings, f"policy {key!r}")
+    elif settings:
+        raise ConfigError(f"policy {key!r} has no settings of its own, got {', '.join(sorted(settings))}")
     return policy
 
 

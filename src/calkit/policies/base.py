@@ -102,6 +102,20 @@ class Policy(ABC):
     #: Shrink and perturb of a kept model before each later round (1.0 and 0.0: off).
     default_shrink: ClassVar[float] = 1.0
     default_perturb: ClassVar[float] = 0.0
+    #: A policy's own settings beyond the run's common ones: a dataclass whose fields use
+    #: calkit.options.option. The instance gets them as ``self.settings``; `calkit run` offers
+    #: each as ``--NAME-FIELD``; a run stores them as ``policy_settings``.
+    Options: ClassVar[type | None] = None
+
+    @property
+    def settings(self) -> object | None:
+        """This policy's own settings: as configured, else its Options' defaults."""
+        given = self.__dict__.get("_settings")
+        return given if given is not None else (self.Options() if self.Options is not None else None)
+
+    @settings.setter
+    def settings(self, value: object | None) -> None:
+        self.__dict__["_settings"] = value
 
     @abstractmethod
     def epoch_steps(self, ctx: RoundContext) -> Iterator[Step]:
