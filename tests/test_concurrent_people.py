@@ -40,6 +40,11 @@ while not go.exists():
     time.sleep(0.005)
 for batch in batches:
     run.submit({int(k): v for k, v in batch.items()}, annotator=who)
+# Advance once every annotator has sent everything: a round closes as soon as each of its items
+# has an agreed label, so an early advance could close it before the others' answers arrive.
+(go.parent / f"done-{who}").touch()
+while len(list(go.parent.glob("done-*"))) < int(sys.argv[5]):
+    time.sleep(0.005)
 status = run.advance()
 print(json.dumps({"state": status.state, "round": status.round}))
 run.close()
@@ -92,7 +97,7 @@ def test_four_processes_answer_one_round_at_once(tmp_path, blobs_npz):
     plans, expected = _plans(items)
     plan_file, go = tmp_path / "plan.json", tmp_path / "go"
     plan_file.write_text(json.dumps(plans))
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(run_dir), who, str(go), str(plan_file)],
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(run_dir), who, str(go), str(plan_file), "4"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for who in ANNOTATORS]
     time.sleep(0.5)
     go.touch()
@@ -122,7 +127,7 @@ def test_four_processes_answer_one_round_at_once(tmp_path, blobs_npz):
     run.submit({i: 0 for i in disputed}, annotator="lead")
     assert run.status().state == "ready"
     plan_file.write_text(json.dumps({who: [] for who in ANNOTATORS}))  # this time they only advance
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(run_dir), who, str(go), str(plan_file)],
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(run_dir), who, str(go), str(plan_file), "0"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for who in ANNOTATORS]
     for child in children:
         out, err = child.communicate(timeout=240)

@@ -220,9 +220,9 @@ class Run:
         the end. Safe to call from several processes: each round trains once.
         """
         with _training_lock(self.path) as held:
-            if not held:
-                return replace(self._loop.status(), state="training")
-            return self._loop.run()
+            if held:
+                return self._loop.run()
+        return self.status()  # another process holds the lock: training, or only checking for labels
 
     def status(self) -> RunStatus:
         """Where the run stands: ``awaiting_labels``, ``ready``, ``training`` or ``complete``."""
