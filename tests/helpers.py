@@ -3,6 +3,7 @@ a child process (for kill -9 and concurrency tests), and user models that are no
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,3 +70,17 @@ class UserNetWithEmbed(UserNet):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         self.embed_calls += 1
         return 10.0 * x[:, :2]
+
+
+def make_legacy(run_dir, settings: dict) -> None:
+    """Make a run look as calkit 0.2 wrote it: ``settings`` (defaults unset, ``resolved`` false)
+    in config.yaml and in the ledger's record of the config it was created with."""
+    import sqlite3
+
+    import yaml
+
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    conn = sqlite3.connect(run_dir / "ledger.sqlite")
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'config'", (json.dumps(settings),))
+    conn.close()

@@ -39,6 +39,11 @@ def waiting(tmp_path):
     loop.close()
 
 
+def _pending(loop) -> list:
+    """The loop's open query as calkit.Run lists it."""
+    return Run(loop.dir, loop.cfg, loop.dataset, loop.ledger, {}, None, loop).pending()
+
+
 def _true_labels(ds, ids) -> list[int]:
     return ds.y_train[ds.positions(np.asarray(ids, dtype=np.int64))].tolist()
 
@@ -67,7 +72,7 @@ def _answer_rows(ds, ids, by: str = "name") -> list[dict]:
 
 def _answer_pending(loop, ds, tmp_path: Path, name: str | None = None, by: str = "name") -> Path:
     """Write the pending query out, fill in every label, and return the filled CSV."""
-    csv_path, _, n = write_query(Run(loop).pending(), tmp_path / "q")
+    csv_path, _, n = write_query(_pending(loop), tmp_path / "q")
     fields, rows = _read_csv(csv_path)
     truth = dict(zip([int(r["item_id"]) for r in rows], _true_labels(ds, [int(r["item_id"]) for r in rows])))
     for r in rows:
@@ -84,7 +89,7 @@ def test_write_query_lists_exactly_the_pending_items(waiting, tmp_path):
     ledger = loop.ledger
     assert pending_round(ledger) == 0
     query = ledger.query(0)
-    csv_path, jsonl_path, n = write_query(Run(loop).pending(), tmp_path / "out")
+    csv_path, jsonl_path, n = write_query(_pending(loop), tmp_path / "out")
     assert n == 20
     assert csv_path == tmp_path / "out" / "round-0000.csv"
     assert jsonl_path == tmp_path / "out" / "round-0000.jsonl"
@@ -107,7 +112,7 @@ def test_write_query_without_pending_items_is_an_error(waiting, tmp_path):
     ingest(loop.ledger, _answer_pending(loop, ds, tmp_path), CLASSES)
     assert pending_round(loop.ledger) is None
     with pytest.raises(LedgerError, match="no query is pending"):
-        write_query(Run(loop).pending(), tmp_path / "again")
+        write_query(_pending(loop), tmp_path / "again")
 
 
 # --------------------------------------------------------------------------- ingest: accepted
@@ -144,7 +149,7 @@ def test_ingest_accepts_float_formatted_index_and_padded_name(waiting, tmp_path)
 
 def test_partial_answers_are_accepted_and_rest_stays_pending(waiting, tmp_path):
     loop, ds = waiting
-    csv_path, _, _ = write_query(Run(loop).pending(), tmp_path / "q")
+    csv_path, _, _ = write_query(_pending(loop), tmp_path / "q")
     fields, rows = _read_csv(csv_path)
     answered = rows[::2]
     for r in answered:
@@ -154,7 +159,7 @@ def test_partial_answers_are_accepted_and_rest_stays_pending(waiting, tmp_path):
     remaining = [int(r["item_id"]) for r in rows[1::2]]
     assert loop.ledger.unanswered(0).tolist() == remaining
 
-    csv2, jsonl2, n2 = write_query(Run(loop).pending(), tmp_path / "q2")
+    csv2, jsonl2, n2 = write_query(_pending(loop), tmp_path / "q2")
     assert n2 == 10
     _, rows2 = _read_csv(csv2)
     assert [int(r["item_id"]) for r in rows2] == remaining
@@ -170,7 +175,7 @@ def test_partial_answers_are_accepted_and_rest_stays_pending(waiting, tmp_path):
 
 def test_jsonl_answers(waiting, tmp_path):
     loop, ds = waiting
-    _, jsonl_path, _ = write_query(Run(loop).pending(), tmp_path / "q")
+    _, jsonl_path, _ = write_query(_pending(loop), tmp_path / "q")
     lines = [json.loads(line) for line in jsonl_path.read_text().splitlines()]
     out = []
     for i, line in enumerate(lines):

@@ -58,8 +58,15 @@ def test_train_accuracy_flag_overrides_epochs_from_config(tmp_path, capsys):
         (["--dataset", "digits", "--rounds", "0"], "rounds must be a positive integer"),
         (["--dataset", "digits", "--rounds", "3", "--optimizer", "adamw"], "unknown optimizer 'adamw'"),
         (["--dataset", "digits", "--rounds", "3", "--lr", "-1"], "learning rate must be a positive number"),
-        (["--dataset", "digits", "--rounds", "3", "--lr", "inf"], "learning rate must be a positive number"),
-        (["--dataset", "digits", "--rounds", "3", "--weight-decay", "nan"], "weight decay must be >= 0"),
+        (["--dataset", "digits", "--rounds", "3", "--lr", "inf"], "lr must be a finite number"),
+        (["--dataset", "digits", "--rounds", "3", "--epochs", "0"], "epochs must be a positive integer"),
+        (["--dataset", "digits", "--rounds", "3", "--train-accuracy", "2"], "train-accuracy must be in (0, 1]"),
+        (["--dataset", "digits", "--rounds", "3", "--seed", "-1"], "seed must be a non-negative integer"),
+        (["--dataset", "digits", "--rounds", "3", "--policy", "er", "--new-accuracy", "nan"], "new-accuracy must be"),
+        (["--dataset", "digits", "--rounds", "3", "--policy", "sd", "--alpha", "nan"], "alpha must be a finite"),
+        (["--dataset", "digits", "--rounds", "3", "--policy", "sds2", "--kernel-width", "inf"], "kernel-width must be"),
+        (["--dataset", "digits", "--rounds", "3", "--pool-size", "0"], "pool-size must be a positive integer"),
+        (["--dataset", "digits", "--rounds", "3", "--weight-decay", "nan"], "weight-decay must be a finite number"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_writes_nothing(tmp_path, capsys, args, message):
@@ -90,7 +97,7 @@ def test_status_says_where_a_run_stands_and_exits_like_resume_would_stop(tmp_pat
     capsys.readouterr()
     assert main(["status", str(out)]) == 3
     line = capsys.readouterr().out
-    assert "awaiting labels, round 1 of 3, 0 of 150 labels trained on; 50 items await labels" in line
+    assert "awaiting labels, round 0 (rounds 0-2), 0 of 150 labels trained on; 50 items await labels" in line
     assert main(["status", str(out), "--json"]) == 3
     status = json.loads(capsys.readouterr().out)
     assert (status["state"], status["round"], status["pending"], status["oracle"]) == ("awaiting_labels", 0, 50, "people")

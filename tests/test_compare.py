@@ -11,6 +11,7 @@ import statistics
 import numpy as np
 import pytest
 import torch
+import yaml
 from scipy import stats as scipy_stats
 
 from calkit import ActiveLoop, RunConfig
@@ -22,6 +23,7 @@ from calkit.errors import ConfigError
 from calkit.ledger import Ledger
 from calkit.report import read_metrics
 from tests.conftest import make_blobs
+from tests.helpers import make_legacy
 
 FIELDS = {"labeled", "fraction", "accuracy_mean", "accuracy_std", "relative_accuracy", "speedup_train_seconds",
           "speedup_sample_gradients", "speedup_end_to_end", "seeds", "relative_accuracy_ci95",
@@ -273,8 +275,9 @@ def test_a_legacy_run_that_resolves_to_the_same_settings_is_reused(tmp_path):
     run_compare(spec, tmp_path, dataset=blobs(), log=lambda line: None)
     config = tmp_path / "paper" / "er-s0" / "config.yaml"
     assert "shrink: 1.0" in config.read_text() and "resolved: true" in config.read_text()
-    config.write_text(config.read_text().replace("shrink: 1.0", "shrink: null").replace("perturb: 0.0", "perturb: null")
-                      .replace("resolved: true", "resolved: false"))
+    legacy = yaml.safe_load(config.read_text().replace("shrink: 1.0", "shrink: null").replace("perturb: 0.0", "perturb: null")
+                            .replace("resolved: true", "resolved: false"))
+    make_legacy(config.parent, legacy)
     run_compare(spec, tmp_path, dataset=blobs(), log=lambda line: None)  # reused
     config.write_text(config.read_text().replace("shrink: null", "shrink: 0.5"))
     with pytest.raises(ConfigError, match="shrink"):

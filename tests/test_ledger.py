@@ -460,6 +460,85 @@ def test_a_schema_1_ledger_is_upgraded_keeping_every_fact(tmp_path):
     Ledger.open(path).close()  # opening again finds schema 2
 
 
+def _v1_ledger(path, facts):
+    conn = _raw(path)
+    with conn:
+        conn.executescript(V1_SCHEMA)
+        conn.executemany("INSERT INTO items VALUES (?)", [(i,) for i in range(1, 6)])
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO queries VALUES (0, 'random', 3, '{}', 't')")
+        conn.executemany("INSERT INTO query_items VALUES (0, ?, ?, 0.5)", [(1, 0), (2, 1), (3, 2)])
+        conn.executemany("INSERT INTO labels(item_id, label, round, source, annotator, created_at) "
+                         "VALUES (?, ?, 0, 'ingest', ?, 't')", facts)
+        conn.execute("INSERT INTO metrics VALUES (0, '{\"round\": 0}')")
+    conn.close()
+
+
+def test_the_upgrade_keeps_the_labels_a_0_2_run_trained_on(tmp_path):
+    """0.2 trained on the latest fact per item; where annotators disagreed, majority would read
+    otherwise (a tie here), so the upgrade records that label as an adjudication."""
+    path = tmp_path / "old.sqlite"
+    _v1_ledger(path, [(1, 0, None), (1, 2, "bob"), (2, 1, None), (3, 0, "a"), (3, 0, "b"), (3, 1, "c")])
+    with Ledger.open(path) as led:
+        assert led.adjudicated() == {1: 2, 2: 1, 3: 1}  # exactly what 0.2 trained on
+        assert led.disputed().tolist() == []
+        assert led.label_count() == 6
+
+
+def test_processes_opening_an_old_ledger_at_once_upgrade_it_once(tmp_path):
+    import threading
+
+    path = tmp_path / "old.sqlite"
+    _v1_ledger(path, [(1, 0, None), (2, 1, None), (3, 2, None)])
+    errors, versions = [], []
+
+    def open_it():
+        try:
+            with Ledger.open(path) as led:
+                versions.append(led.meta("schema_version"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == [] and versions == [SCHEMA_VERSION] * 4
+
+
+def test_a_lead_settles_a_dispute_and_every_answer_stays(ledger):
+    ledger.add_query(_query(0, [1, 2]))
+    ledger.submit([LabelFact(1, 0, "t", "a"), LabelFact(1, 1, "t", "b"), LabelFact(2, 2, "t", "a")])
+    assert ledger.disputed(0).tolist() == [1]
+    ledger.adjudicate({1: 1}, decided_by="lead", reason="guideline 2.3")
+    assert ledger.adjudicated() == {1: 1, 2: 2} and ledger.disputed().tolist() == []
+    assert ledger.current_answers(1) == {"a": 0, "b": 1}
+    with pytest.raises(LabelError, match="not in the open query"):
+        ledger.adjudicate({3: 0}, decided_by="lead", reason="x")
+
+
+def test_ids_beyond_64_bits_are_unknown_items_not_crashes(ledger):
+    ledger.add_query(_query(0, [1]))
+    with pytest.raises(LabelError) as info:
+        ledger.submit([LabelFact(2**63, 0, "t"), LabelFact(-(2**70), 0, "t")])
+    assert set(info.value.problems.values()) == {"unknown item"}
+
+
+def test_connections_of_finished_threads_are_closed_and_a_closed_ledger_says_so(ledger):
+    import threading
+
+    ledger.add_query(_query(0, [1]))
+    for _ in range(50):
+        th = threading.Thread(target=ledger.open_round)
+        th.start()
+        th.join()
+    assert len(ledger._all) <= 2  # this thread's and at most the last finished one's
+    ledger.close()
+    with pytest.raises(LedgerError, match="closed"):
+        ledger.open_round()
+
+
 V1_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE items (item_id INTEGER PRIMARY KEY);

@@ -11,7 +11,7 @@ from calkit import ActiveLoop, RunConfig
 from calkit.errors import ConfigError, LedgerError
 from calkit.ledger import Ledger
 from tests.conftest import make_blobs
-from tests.helpers import comparable, labeled_set, metrics
+from tests.helpers import comparable, labeled_set, make_legacy, metrics
 
 REQUIRED_FIELDS = {
     "round", "labeled", "test_accuracy", "test_macro_f1", "val_accuracy", "val_macro_f1", "train_seconds",
@@ -249,7 +249,7 @@ def test_resume_refuses_a_legacy_run_whose_defaults_changed(tmp_path, monkeypatc
     part.close()
     config = tmp_path / "r" / "config.yaml"
     legacy = {**cfg.to_dict(), "resolved": False}
-    config.write_text(yaml.safe_dump(legacy, sort_keys=False))
+    make_legacy(tmp_path / "r", legacy)
     _retune_cal(monkeypatch)
     resumed = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
     with pytest.raises(ConfigError, match="trained with '2 passes.*now '3 passes"):

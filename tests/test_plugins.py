@@ -111,17 +111,6 @@ def test_an_installed_plugin_runs_from_the_command_line_and_passes_the_contract(
     assert done.stdout.strip() == "ok", done.stderr
 
 
-def test_a_broken_plugin_fails_only_when_asked_for_with_its_name(tmp_path):
-    site = tmp_path / "site"
-    (site / "broken-0.1.dist-info").mkdir(parents=True)
-    (site / "broken-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
-    (site / "broken-0.1.dist-info" / "entry_points.txt").write_text("[calkit.policies]\nbroken = no_such_module:X\n")
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    code = "from calkit.policies import make_policy; make_policy('reset'); make_policy('broken')"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0 and "plugin 'broken'" in done.stderr and "failed to load" in done.stderr
-
-
 class QuarterReplay(ExperienceReplayPolicy):
     name = "quarter-replay"
     default_replay_ratio = 0.25
@@ -194,3 +183,20 @@ def test_the_contract_catches_an_acquisition_that_ignores_its_seed():
 def test_plugin_docs_example_is_what_the_readme_shows():
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
     assert '[project.entry-points."calkit.policies"]' in readme and "calkit.testing" in readme
+
+
+def test_a_broken_plugin_is_left_out_of_listings_and_named_when_asked_for(tmp_path):
+    """One plugin that fails to load must not take the command line down with it."""
+    site = tmp_path / "site"
+    (site / "broken-0.1.dist-info").mkdir(parents=True)
+    (site / "broken-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
+    (site / "broken-0.1.dist-info" / "entry_points.txt").write_text("[calkit.policies]\nbroken = no_such_module:X\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    listing = subprocess.run([sys.executable, "-m", "calkit", "run", "--help"], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert listing.returncode == 0 and "reset" in listing.stdout and "broken" not in listing.stdout
+    asked = subprocess.run([sys.executable, "-m", "calkit", "run", "--dataset", "digits", "--rounds", "2", "--policy",
+                            "broken", "--out", str(tmp_path / "run")], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert asked.returncode == 2 and "plugin 'broken'" in asked.stderr and "failed to load" in asked.stderr
+    assert not (tmp_path / "run").exists()

@@ -112,9 +112,14 @@ def test_a_model_object_is_copied_fresh_and_needed_again_on_open(tmp_path):
     assert run.advance().complete and run.config.model == "custom:TinyNet"
     run.close()
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))  # the caller's module is untouched
-    with pytest.raises(ConfigError, match="custom model"):
-        Run.open(tmp_path / "run", dataset=make_blobs())
-    Run.open(tmp_path / "run", dataset=make_blobs(), model=net).close()
+    config = tmp_path / "run" / "config.yaml"
+    config.write_text(config.read_text().replace("rounds: 2", "rounds: 3"))
+    with Run.open(tmp_path / "run", dataset=make_blobs()) as labeling_only:  # status and labels need no model
+        assert labeling_only.status().state == "ready"
+        with pytest.raises(ConfigError, match="custom model"):
+            labeling_only.advance()
+    with Run.open(tmp_path / "run", dataset=make_blobs(), model=net) as training:
+        assert training.advance().complete
 
 
 @pytest.mark.slow

@@ -70,5 +70,5 @@ def test_resume_refuses_a_run_whose_config_was_edited_to_another_warm_start(tmp_
     edited = config.read_text().replace("rounds: 2", "rounds: 3").replace("shrink: 0.9", "shrink: 0.5")
     assert "shrink: 0.5" in edited
     config.write_text(edited)
-    with pytest.raises(ConfigError, match="warm_start"):
+    with pytest.raises(ConfigError, match="was edited .shrink: 0.9 at creation, 0.5 now"):
         ActiveLoop.open(tmp_path / "r", dataset=make_blobs()).run()

@@ -16,6 +16,8 @@ _PUBLIC = {
     "ActiveLoop": "calkit.loop",
     "CalkitError": "calkit.errors",
     "Item": "calkit.run",
+    "register_acquisition": "calkit.acquisition",
+    "register_policy": "calkit.policies",
     "LabelError": "calkit.errors",
     "Run": "calkit.run",
     "SubmitResult": "calkit.ledger",
@@ -26,7 +28,7 @@ _PUBLIC = {
 }
 
 __all__ = ["ActiveLoop", "CalkitError", "Dataset", "Item", "LabelError", "Run", "RunConfig", "RunStatus", "SubmitResult",
-           "__version__", "errors", "load_dataset"]
+           "__version__", "errors", "load_dataset", "register_acquisition", "register_policy"]
 
 if TYPE_CHECKING:
     from calkit.config import RunConfig
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from calkit.errors import CalkitError, LabelError
     from calkit.ledger import SubmitResult
     from calkit.loop import ActiveLoop, RunStatus
+    from calkit.acquisition import register_acquisition
+    from calkit.policies import register_policy
     from calkit.run import Item, Run
 
 

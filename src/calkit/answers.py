@@ -127,26 +127,35 @@ def _to_facts(
     facts: list[LabelFact] = []
     for line, row in rows:
         item_id = _as_int(row.get("item_id"))
-        label = _label_index(row.get("label"), class_names)
+        label, why = class_index(row.get("label"), class_names)
         if item_id is None:
             problems.append(f"line {line}: item_id {row.get('item_id')!r} is not an integer")
         elif label is None:
-            problems.append(f"line {line}: item {item_id}: label {row.get('label')!r} is not one of {class_names}")
+            problems.append(f"line {line}: item {item_id}: {why}")
         else:
             who = str(row.get("annotator") or "").strip() or annotator
             facts.append(LabelFact(item_id, label, source="ingest", annotator=who, guideline_version=guideline))
     return facts, problems
 
 
-def _label_index(value: object, class_names: list[str]) -> int | None:
-    """A class name, or a class index when no class is named like that."""
+def class_index(value: object, class_names: Sequence[str]) -> tuple[int | None, str | None]:
+    """A class given by name or by index, and why not when it is neither.
+
+    A name always wins. Where some class names are numbers ("1", "2", "3"), an index would be
+    ambiguous (is 1 the class "1" or the second one?), so only names are taken.
+    """
     text = str(value).strip()
     if text in class_names:
-        return class_names.index(text)
-    idx = _as_int(text)
-    if idx is not None and 0 <= idx < len(class_names):
-        return idx
-    return None
+        return list(class_names).index(text), None
+    numeric_names = any(name.strip().lstrip("-").isdecimal() for name in class_names)
+    index = None if isinstance(value, bool) else _as_int(value)
+    if index is not None and numeric_names:
+        return None, f"class {value!r} is not one of {list(class_names)} (these names are numbers: give the name)"
+    if index is not None and not 0 <= index < len(class_names):
+        return None, f"class {value!r} is out of range (0..{len(class_names) - 1})"
+    if index is None:
+        return None, f"class {value!r} is not one of {list(class_names)} or an index of them"
+    return index, None
 
 
 def _as_int(value: object) -> int | None:

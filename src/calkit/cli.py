@@ -42,7 +42,7 @@ def run_flags() -> list[tuple[str, type, str]]:
     cal, tuned = PRESETS["cal"].settings, PRESETS["reset-tuned"].settings
     der, sd, sds2 = (make_policy(name).defaults(64) for name in ("der", "sd", "sds2"))
     replay_ratio = make_policy("er").defaults(64)["replay_ratio"]
-    presets = "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
+    presets = "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()).replace("%", "%%")
     return [
         ("dataset", str, "digits, fashion-mnist, fine-foods, vader-amazon, pbmc, or a .npz/.csv/.jsonl/.tsv file "
          "(`calkit data list` shows all) [digits]"),
@@ -394,7 +394,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _status_line(s: dict) -> str:
-    head = f"{s['run']}: {s['state'].replace('_', ' ')}, round {s['round'] + 1} of {s['rounds']}, " \
+    head = f"{s['run']}: {s['state'].replace('_', ' ')}, round {s['round']} (rounds 0-{s['rounds'] - 1}), " \
            f"{s['labeled']} of {s['budget']} labels trained on"
     if s["state"] == "awaiting_labels":
         head += f"; {s['pending']} items await labels" + (f" ({s['disputed']} disputed)" if s["disputed"] else "")
@@ -421,8 +421,13 @@ def cmd_query(args: argparse.Namespace) -> int:
     from calkit.run import Run
 
     with Run.open(args.run_dir) as run:
+        status, classes = run.status(), run.class_names
+        if status.state != "awaiting_labels":
+            why = {"complete": "the run is complete"}.get(status.state, f"round {status.round}'s labels are complete")
+            raise CalkitError(f"no query is pending: {why}; see `calkit status {args.run_dir}`")
         csv_path, jsonl_path, n = run.write_query(args.out_dir)
-    print(f"{n} items await labels.\nfill in the label column of {csv_path}\n(or answer {jsonl_path} line by line),")
+    print(f"{n} items await labels (classes, by name or index from 0: {', '.join(classes)}).")
+    print(f"fill in the label column of {csv_path}\n(or answer {jsonl_path} line by line),")
     print(f"then run: calkit ingest {args.run_dir} {csv_path}")
     return 0
 
@@ -432,12 +437,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     with Run.open(args.run_dir) as run:
         result = run.ingest(args.file, args.annotator, args.guideline)
+        state = run.status().state
     print(
         f"added {result.added} labels ({result.already_present} already present, {result.blank} rows left blank); "
         f"{result.still_pending} items still await labels"
     )
-    if result.still_pending == 0:
+    if state == "ready":
         print(f"the query is answered: continue with `calkit resume {args.run_dir}`")
+    elif state == "complete":
+        print("the run is complete")
     return 0
 
 

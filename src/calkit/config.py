@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class RunConfig:
     resolved: bool = False
 
     def validate(self) -> "RunConfig":
+        _check_types(self)
         oracle_name(self.oracle)
         required = ("initial", "round_size", "batch_size", "score_batch_size")
         optional = ("max_epochs", "max_new_epochs", "score_multiple", "initial_max_epochs")
@@ -106,8 +108,15 @@ class RunConfig:
         for name in ("test_fraction", "val_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)}")
-        if self.initial_accuracy is not None and not 0.0 < self.initial_accuracy <= 1.0:
-            raise ConfigError(f"initial-accuracy must be in (0, 1], got {self.initial_accuracy}")
+        for name in ("initial_accuracy", "train_accuracy", "new_accuracy"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ConfigError(f"{name.replace('_', '-')} must be in (0, 1], got {value}")
+        for name in ("epochs", "pool_size"):
+            if getattr(self, name) is not None and not is_positive_int(getattr(self, name)):
+                raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
+        if self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed}")
         if self.labeled_passes is not None and not (isinstance(self.labeled_passes, (int, float))
                                                     and 0 < self.labeled_passes < float("inf")):
             raise ConfigError(f"labeled-passes must be a positive number, got {self.labeled_passes!r}")
@@ -174,6 +183,35 @@ class RunConfig:
 
     def to_yaml(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _check_types(cfg: RunConfig) -> None:
+    """Each setting has its field's type (an int is no bool; a float is finite), so that a wrong
+    value is refused here, by name, and not deep inside a round."""
+    hints = typing.get_type_hints(RunConfig)
+    for f in dataclasses.fields(RunConfig):
+        value = getattr(cfg, f.name)
+        allowed = [a for a in (typing.get_args(hints[f.name]) or (hints[f.name],)) if a is not type(None)]
+        if value is None and len(allowed) < len(typing.get_args(hints[f.name]) or (hints[f.name],)):
+            continue
+        if not any(_is_a(value, kind) for kind in allowed):
+            names = " or ".join(_KIND_NAMES.get(typing.get_origin(k) or k, str(k)) for k in allowed)
+            raise ConfigError(f"{f.name.replace('_', '-')} must be {names}, got {value!r}")
+
+
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "text", list: "a list",
+               dict: "a mapping"}
+
+
+def _is_a(value: object, kind: object) -> bool:
+    origin = typing.get_origin(kind) or kind
+    if origin is bool:
+        return isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, origin)  # type: ignore[arg-type]
 
 
 def parse_budget(text: str, pool_size: int | None) -> int | float:

@@ -38,6 +38,8 @@ ANONYMOUS = "anonymous"
 #: Seconds a writer waits for another's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
 ROUND_STATES = ("open", "closed", "trained")
+#: Who decided the adjudications written when a calkit 0.2 ledger is upgraded.
+UPGRADE = "calkit-0.2-upgrade"
 
 _TABLES = """
 CREATE TABLE meta (
@@ -89,7 +91,22 @@ CREATE TABLE labels (
 );
 """
 
+_ADJUDICATIONS = """
+CREATE TABLE adjudications (
+    adjudication_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items(item_id),
+    label INTEGER NOT NULL CHECK (label >= 0),
+    decided_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
 _RULES_AND_VIEWS = """
+CREATE TRIGGER adjudications_no_update BEFORE UPDATE ON adjudications
+BEGIN SELECT RAISE(ABORT, 'adjudications are append-only'); END;
+CREATE TRIGGER adjudications_no_delete BEFORE DELETE ON adjudications
+BEGIN SELECT RAISE(ABORT, 'adjudications are append-only'); END;
 CREATE TRIGGER labels_no_update BEFORE UPDATE ON labels
 BEGIN SELECT RAISE(ABORT, 'labels are append-only'); END;
 CREATE TRIGGER labels_no_delete BEFORE DELETE ON labels
@@ -99,8 +116,8 @@ CREATE VIEW current_answers AS
     SELECT l.* FROM labels l
     JOIN (SELECT item_id, annotator, MAX(revision) AS revision FROM labels GROUP BY item_id, annotator) m
       USING (item_id, annotator, revision);
--- What training reads: the majority of the current answers; a tie at the top is disputed.
-CREATE VIEW adjudicated_labels AS
+-- The majority of the current answers per item; a tie at the top is disputed.
+CREATE VIEW majority_labels AS
     SELECT item_id,
            CASE WHEN COUNT(*) = 1 THEN MIN(label) END AS label,
            MAX(votes) AS votes,
@@ -109,6 +126,14 @@ CREATE VIEW adjudicated_labels AS
           FROM (SELECT item_id, label, COUNT(*) AS votes FROM current_answers GROUP BY item_id, label))
     WHERE place = 1
     GROUP BY item_id;
+-- What training reads: an item's latest adjudication where it has one, else its majority.
+CREATE VIEW adjudicated_labels AS
+    SELECT a.item_id, a.label, NULL AS votes, 0 AS disputed FROM adjudications a
+    JOIN (SELECT item_id, MAX(adjudication_id) AS last_id FROM adjudications GROUP BY item_id) m
+      ON a.adjudication_id = m.last_id
+    UNION ALL
+    SELECT item_id, label, votes, disputed FROM majority_labels
+    WHERE item_id NOT IN (SELECT item_id FROM adjudications);
 """
 
 
@@ -162,8 +187,9 @@ class Ledger:
     def __init__(self, path: Path):
         self.path = path
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def create(cls, path: str | Path, item_ids: Iterable[int], meta: dict[str, object]) -> "Ledger":
@@ -172,7 +198,7 @@ class Ledger:
             raise LedgerError(f"{path} already exists")
         ledger = cls(path)
         with ledger._write() as conn:
-            for script in (_TABLES, _LABELS, _RULES_AND_VIEWS):
+            for script in (_TABLES, _LABELS, _ADJUDICATIONS, _RULES_AND_VIEWS):
                 for statement in _statements(script):
                     conn.execute(statement)
             conn.executemany("INSERT INTO items(item_id) VALUES (?)", ((int(i),) for i in item_ids))
@@ -205,9 +231,10 @@ class Ledger:
     def close(self) -> None:
         """Close every thread's connection (call once no thread uses the ledger any more)."""
         with self._lock:
-            for conn in self._all:
+            for _, conn in self._all:
                 conn.close()
             self._all.clear()
+            self._closed = True
         self._local = threading.local()
 
     def __enter__(self) -> "Ledger":
@@ -221,13 +248,20 @@ class Ledger:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            if self._closed:
+                raise LedgerError(f"{self.path}: this ledger was closed")
             try:
                 conn = _connect(self.path)
             except sqlite3.DatabaseError as exc:
                 raise LedgerError(f"{self.path}: not a calkit ledger ({exc})") from exc
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                # Threads come and go (a web server's workers): close the connections of the
+                # ones that ended, so that file descriptors do not pile up.
+                for thread, old in [pair for pair in self._all if not pair[0].is_alive()]:
+                    old.close()
+                self._all = [pair for pair in self._all if pair[0].is_alive()]
+                self._all.append((threading.current_thread(), conn))
         return conn
 
     @contextmanager
@@ -441,6 +475,21 @@ class Ledger:
             plan.append((fact, current, asked[fact.item_id]))
         return problems, plan
 
+    def adjudicate(self, decisions: Mapping[int, int], decided_by: str, reason: str) -> None:
+        """Settle items of the open round by decision (a lead resolving a dispute): the latest
+        decision on an item overrides its majority; the answers all stay."""
+        with self._write() as conn:
+            row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
+            asked = dict(_select_in(conn, "SELECT item_id, round FROM query_items WHERE item_id IN", decisions))
+            bad = {int(i): "not in the open query" for i in decisions if row is None or asked.get(int(i)) != row[0]}
+            if bad:
+                raise LabelError(bad)
+            now = utc_now()
+            conn.executemany(
+                "INSERT INTO adjudications(item_id, label, decided_by, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+                [(int(i), int(y), decided_by, reason, now) for i, y in decisions.items()],
+            )
+
     def adjudicated(self, item_ids: Iterable[int] | None = None) -> dict[int, int]:
         """The agreed label of every item that has one (disputed items are left out)."""
         sql = "SELECT item_id, label FROM adjudicated_labels WHERE NOT disputed"
@@ -528,11 +577,14 @@ def _split_sql(script: str) -> list[str]:
 
 def _select_in(conn: sqlite3.Connection, sql_prefix: str, values: Iterable[int]) -> Iterator[tuple]:
     """Runs ``sql_prefix (?, ?, ...)`` in chunks below SQLite's parameter limit."""
-    values = [int(v) for v in values]
+    values = [int(v) for v in values if _INT64_MIN <= int(v) <= _INT64_MAX]  # others match nothing
     for start in range(0, len(values), 900):
         chunk = values[start : start + 900]
         marks = ",".join("?" * len(chunk))
         yield from conn.execute(f"{sql_prefix} ({marks})", chunk)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -552,6 +604,10 @@ def _upgrade_from_v1(ledger: Ledger) -> None:
     trained (the others stay open, to be closed by the next advance).
     """
     with ledger._write() as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or json.loads(row[0]) != 1:  # another process upgraded it meanwhile
+            return
+        old_view = dict(conn.execute("SELECT item_id, label FROM current_labels").fetchall())
         for old in ("labels_no_update", "labels_no_delete"):
             conn.execute(f"DROP TRIGGER IF EXISTS {old}")
         conn.execute("DROP VIEW IF EXISTS current_labels")
@@ -572,6 +628,16 @@ def _upgrade_from_v1(ledger: Ledger) -> None:
             conn.execute(f"ALTER TABLE queries ADD COLUMN {column}")
         conn.execute("UPDATE queries SET state = 'trained' WHERE round IN (SELECT round FROM metrics)")
         conn.execute("CREATE UNIQUE INDEX one_open_round ON queries(state) WHERE state = 'open'")
+        conn.execute(_ADJUDICATIONS)
         for statement in _statements(_RULES_AND_VIEWS):
             conn.execute(statement)
+        # Schema 1 trained on the latest fact per item; where the majority view reads otherwise
+        # (several annotators on one item), an adjudication keeps the label it trained on.
+        majority = dict(conn.execute("SELECT item_id, label FROM majority_labels").fetchall())
+        now = utc_now()
+        conn.executemany(
+            "INSERT INTO adjudications(item_id, label, decided_by, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+            [(item, label, UPGRADE, "the latest answer, which calkit 0.2 trained on", now)
+             for item, label in sorted(old_view.items()) if majority.get(item) != label],
+        )
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (json.dumps(SCHEMA_VERSION),))

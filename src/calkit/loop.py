@@ -123,10 +123,10 @@ class ActiveLoop:
         acquisition = acquisition or make_acquisition(cfg.acquisition, cfg.acquisition_options)
         make_oracle(cfg.oracle, dataset)
         _device(cfg.device)
-        if model_factory is None:
-            _check_model_fits(cfg, dataset)
+        RoundRules(cfg, policy)
+        _check_model_fits(cfg, dataset, model_factory)
         start = None if start_from is None else read_start_of(Path(start_from), start_key(cfg, dataset))
-        run_dir.path.mkdir(parents=True, exist_ok=True)
+        run_dir.claim()
         if start is not None:
             run_dir.write_start(start)
         cfg.to_yaml(run_dir.config)
@@ -153,15 +153,12 @@ class ActiveLoop:
         acquisition: Acquisition | None = None,
     ) -> "ActiveLoop":
         """Reopen a run directory, refusing data that differs from the run's."""
-        run_dir = RunDirectory(path)
-        if not run_dir.exists():
-            raise LedgerError(f"{run_dir.path} is not a calkit run directory (no ledger.sqlite)")
-        cfg = resolve(RunConfig.from_yaml(run_dir.config).validate(), policy, acquisition)
-        ledger = Ledger.open(run_dir.ledger)
-        dataset = dataset or dataset_for(cfg)
-        if dataset.fingerprint() != ledger.meta("dataset_fingerprint"):
-            raise LedgerError(f"the data of {cfg.dataset!r} differs from the data this run started with")
-        return cls(run_dir, cfg, dataset, ledger, model_factory, progress, policy, acquisition)
+        run_dir, cfg, ledger, dataset = open_parts(path, dataset, policy, acquisition)
+        try:
+            return cls(run_dir, cfg, dataset, ledger, model_factory, progress, policy, acquisition)
+        except BaseException:
+            ledger.close()
+            raise
 
     def close(self) -> None:
         self.ledger.close()
@@ -173,6 +170,8 @@ class ActiveLoop:
         A round trains only once the ledger closed it, and trains on the labels read in the
         transaction that closed it.
         """
+        if self.oracle.name == "people" and self.status().state == "awaiting_labels":
+            return self.status()  # nothing to do: no restore, no rewrite
         state = self._restore()
         for t in range(state.last_round + 1, len(self.plan)):
             query = self.ledger.query(t) or self._acquire(t, state)
@@ -190,14 +189,7 @@ class ActiveLoop:
         return self.ledger.query(0) or self._acquire(0, None)
 
     def status(self) -> RunStatus:
-        """Where the run stands, from the ledger alone."""
-        trained = self.ledger.trained_rounds()
-        if len(trained) >= len(self.plan):
-            return RunStatus("complete", len(self.plan) - 1, sum(self.plan))
-        t = len(trained)
-        unsettled = len(self.ledger.unanswered(t)) if self.ledger.round_state(t) == "open" else 0
-        disputed = len(self.ledger.disputed(t)) if unsettled else 0
-        return RunStatus("awaiting_labels" if unsettled else "ready", t, sum(self.plan[:t]), unsettled, disputed)
+        return run_status(self.ledger, self.plan)
 
     def _acquire(self, t: int, state: TrainingState | None) -> Query:
         """Choose round t's items and store the query atomically, with the compute it took."""
@@ -303,6 +295,73 @@ class ActiveLoop:
         return lambda: build_model(spec, shape, n_classes)
 
 
+def open_parts(
+    path: str | Path, dataset: Dataset | None = None, policy: Policy | None = None,
+    acquisition: Acquisition | None = None,
+) -> tuple[RunDirectory, RunConfig, Ledger, Dataset]:
+    """A run directory's settings, ledger and data, checked against each other: what labeling
+    needs, without building a model or a policy."""
+    run_dir = RunDirectory(path)
+    if not run_dir.exists():
+        raise LedgerError(f"{run_dir.path} is not a calkit run directory (no ledger.sqlite)")
+    written = RunConfig.from_yaml(run_dir.config).validate()
+    ledger = Ledger.open(run_dir.ledger)
+    try:
+        check_config_unchanged(run_dir, written, ledger)
+        cfg = resolve(written, policy, acquisition)
+        dataset = dataset or dataset_for(cfg)
+        if dataset.fingerprint() != ledger.meta("dataset_fingerprint"):
+            raise LedgerError(f"the data of {cfg.dataset!r} differs from the data this run started with")
+        check_plan_matches(run_dir, plan_rounds(cfg, dataset.pool_size), ledger)
+    except BaseException:
+        ledger.close()
+        raise
+    return run_dir, cfg, ledger, dataset
+
+
+#: Settings config.yaml may change after creation: where the run looks for things, how many rounds
+#: it goes on for. Any other change would make the rounds already trained mean something else.
+CHANGEABLE = frozenset({"rounds", "budget", "data_dir", "device", "score_batch_size", "keep_checkpoints"})
+
+
+def check_config_unchanged(run_dir: RunDirectory, written: RunConfig, ledger: Ledger) -> None:
+    """Refuse a config.yaml edited since the run was created (the ledger keeps the original).
+
+    A config from calkit 0.2 left defaults unset; setting one of those (pinning it) is allowed.
+    """
+    created = ledger.meta("config", None)
+    if not isinstance(created, dict):
+        return
+    original = RunConfig.from_dict(created).to_dict()
+    now = written.to_dict()
+    changed = [k for k in now if k not in CHANGEABLE and now[k] != original[k]
+               and not (not original["resolved"] and original[k] is None and k != "resolved")]
+    if changed:
+        shown = "; ".join(f"{k}: {original[k]!r} at creation, {now[k]!r} now" for k in changed)
+        raise ConfigError(f"{run_dir.config} was edited ({shown}). A run keeps the settings it was created with "
+                          f"(only {', '.join(sorted(CHANGEABLE))} may change); put them back, or start a new run")
+
+
+def check_plan_matches(run_dir: RunDirectory, plan: list[int], ledger: Ledger) -> None:
+    """The rounds already asked must be the plan's first rounds, with the plan's sizes."""
+    last = ledger.last_query_round()
+    asked = [] if last is None else [len(ledger.query(t).ids) for t in range(last + 1)]
+    if len(asked) > len(plan) or any(a != p for a, p in zip(asked, plan)):
+        raise ConfigError(f"{run_dir.path}: its settings now plan rounds of {plan}, but it asked rounds of {asked}; "
+                          f"put the round settings in {run_dir.config} back")
+
+
+def run_status(ledger: Ledger, plan: list[int]) -> RunStatus:
+    """Where a run stands, from its ledger alone."""
+    trained = ledger.trained_rounds()
+    if len(trained) >= len(plan):
+        return RunStatus("complete", len(plan) - 1, sum(plan))
+    t = len(trained)
+    unsettled = len(ledger.unanswered(t)) if ledger.round_state(t) == "open" else 0
+    disputed = len(ledger.disputed(t)) if unsettled else 0
+    return RunStatus("awaiting_labels" if unsettled else "ready", t, sum(plan[:t]), unsettled, disputed)
+
+
 def dataset_for(cfg: RunConfig) -> Dataset:
     """The dataset a configuration names, cut to ``pool_size`` items when that is set."""
     dataset = load_dataset(cfg.dataset, cfg.data_dir, cfg.test_fraction, label_column=cfg.label_column,
@@ -361,5 +420,19 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _check_model_fits(cfg: RunConfig, dataset: Dataset) -> None:
-    build_model(ModelSpec.parse(cfg.model, cfg.dropout), dataset.input_shape, dataset.n_classes)
+def _check_model_fits(cfg: RunConfig, dataset: Dataset, factory: ModelFactory | None) -> None:
+    """The model takes the dataset's items and gives one logit per class, checked on two items."""
+    if factory is None:
+        model = build_model(ModelSpec.parse(cfg.model, cfg.dropout), dataset.input_shape, dataset.n_classes)
+    else:
+        model = factory()
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"the model factory made {type(model).__name__}, not a torch.nn.Module")
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.as_tensor(dataset.x_train[:2]))
+    except Exception as exc:
+        raise ConfigError(f"the model cannot take {dataset.name}'s items (shape {dataset.input_shape}): {exc}") from exc
+    if tuple(out.shape) != (min(2, dataset.pool_size), dataset.n_classes):
+        raise ConfigError(f"the model gives outputs of shape {tuple(out.shape)[1:]} per item; it must give one logit "
+                          f"per class ({dataset.n_classes})")

@@ -7,7 +7,8 @@ A plugin package declares, in its pyproject.toml,
     my-policy = "my_package.module:MyPolicy"
 
 and `calkit run --policy my-policy` finds it: entry points are read on the first lookup that
-needs them, so importing calkit stays cheap and a broken plugin only fails when it is used.
+needs them, so importing calkit stays cheap, and a plugin that fails to load only fails when it
+is asked for by name (listings leave it out).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Registry(Mapping[str, T], Generic[T]):
         self._builtins = builtins
         self._classes: dict[str, T] | None = None
         self._plugins_loaded = False
+        self._broken: dict[str, str] = {}  #: plugins that failed to load: name -> why
 
     def register(self, cls: T, name: str | None = None, *, replace: bool = False) -> T:
         """Make ``cls`` available under ``name`` (default: its ``name`` attribute); returns it,
@@ -61,9 +63,16 @@ class Registry(Mapping[str, T], Generic[T]):
                     return candidate
         return None
 
+    def broken(self, name: str) -> str | None:
+        """Why the plugin of that name failed to load, if it did."""
+        self._load_plugins()
+        return self._broken.get(normalise(name))
+
     def lookup(self, name: str) -> T:
         key = self.key(name)
         if key is None:
+            if self.broken(name):
+                raise ConfigError(self.broken(name))
             raise ConfigError(f"unknown {self.kind} {name!r}; choose one of {', '.join(self.names())}")
         return self._loaded()[key]
 
@@ -94,9 +103,9 @@ class Registry(Mapping[str, T], Generic[T]):
         self._plugins_loaded = True
         for ep in entry_points(group=self.group):
             if normalise(ep.name) in self._loaded():
-                continue
+                continue  # a built-in or an earlier registration keeps its name
             try:
-                cls = ep.load()
-            except Exception as exc:
-                raise ConfigError(f"the {self.kind} plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-            self.register(cls, ep.name)
+                self.register(ep.load(), ep.name)
+            except Exception as exc:  # one broken plugin must not take the others (or the CLI) down
+                self._broken[normalise(ep.name)] = (f"the {self.kind} plugin {ep.name!r} ({ep.value}) failed to load: "
+                                                    f"{exc}")

@@ -17,6 +17,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
     """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
+        if not (Path(run_dir) / "ledger.sqlite").exists():
+            raise LedgerError(f"{run_dir} is not a calkit run directory (no ledger.sqlite)")
         raise LedgerError(f"{run_dir} has no metrics.jsonl yet: no round has finished training")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

@@ -17,8 +17,10 @@ Example (people label; see the README for the whole script)::
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fcntl
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,12 +29,13 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 from torch import nn
 
-from calkit.answers import IngestResult, ingest, write_query
-from calkit.config import RunConfig
+from calkit.answers import IngestResult, class_index, ingest, write_query
+from calkit.config import RunConfig, plan_rounds
 from calkit.data import Dataset
 from calkit.errors import ConfigError, LabelError
-from calkit.ledger import LabelFact, SubmitResult
-from calkit.loop import ActiveLoop, RunDirectory, RunStatus
+from calkit.ledger import ANONYMOUS, LabelFact, Ledger, SubmitResult
+from calkit.loop import ActiveLoop, RunDirectory, RunStatus, open_parts, run_status
+from calkit.oracle import SIMULATED
 from calkit.progress import Progress
 
 ModelArg = str | nn.Module | Callable[[], nn.Module] | None
@@ -58,10 +61,18 @@ class Item:
 
 
 class Run:
-    """One active-learning run. Make it with :meth:`create`, reopen it with :meth:`open`."""
+    """One active-learning run. Make it with :meth:`create`, reopen it with :meth:`open`.
 
-    def __init__(self, loop: ActiveLoop):
-        self._loop = loop
+    Labeling (pending, submit, status) needs only the ledger and the data; the model, policy and
+    acquisition are built on the first :meth:`advance`, so a process that only takes answers (a
+    web server) never builds them.
+    """
+
+    def __init__(self, run_dir: RunDirectory, cfg: RunConfig, dataset: Dataset, ledger: Ledger,
+                 components: dict, progress: Progress | None, loop: ActiveLoop | None = None):
+        self._dir, self._cfg, self._dataset, self._ledger = run_dir, cfg, dataset, ledger
+        self._components, self._progress, self._loop = components, progress, loop
+        self._plan = plan_rounds(cfg, dataset.pool_size)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -89,7 +100,7 @@ class Run:
         cfg, data, components = _configure(config, dataset, policy, acquisition, model, options)
         loop = ActiveLoop.create(path, cfg, dataset=data, progress=progress, start_from=start_from, **components)
         loop.open_initial_query()
-        return cls(loop)
+        return cls(loop.dir, loop.cfg, loop.dataset, loop.ledger, components, progress, loop)
 
     @classmethod
     def open(
@@ -104,17 +115,15 @@ class Run:
     ) -> "Run":
         """Reopen a run with the settings it was created with (from its config.yaml).
 
-        Pass the same objects again for a run created with a custom policy, acquisition or
-        model; a built-in or registered name reopens by itself.
+        To train a run created with a custom policy, acquisition or model, pass the same objects
+        again; labeling and status need none of them.
         """
-        cfg = RunConfig.from_yaml(RunDirectory(path).config) if RunDirectory(path).exists() else None
         components = _components(policy, acquisition, model)
-        if cfg is not None and cfg.model.startswith("custom") and "model_factory" not in components:
-            raise ConfigError(f"{path} was created with a custom model ({cfg.model}); pass it again: Run.open(path, model=...)")
-        return cls(ActiveLoop.open(path, dataset=dataset, progress=progress, **components))
+        run_dir, cfg, ledger, data = open_parts(path, dataset, components.get("policy"), components.get("acquisition"))
+        return cls(run_dir, cfg, data, ledger, components, progress)
 
     def close(self) -> None:
-        self._loop.close()
+        self._ledger.close()
 
     def __enter__(self) -> "Run":
         return self
@@ -122,44 +131,57 @@ class Run:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _training(self) -> ActiveLoop:
+        """The loop that trains: built on first use, from names or the objects given to open."""
+        if self._loop is None:
+            if self._cfg.model.startswith("custom") and "model_factory" not in self._components:
+                raise ConfigError(f"{self.path} was created with a custom model ({self._cfg.model}); to train it, "
+                                  "pass it again: Run.open(path, model=...)")
+            for kind in ("policy", "acquisition"):
+                if kind not in self._components:
+                    _require_registered(kind, getattr(self._cfg, kind), self.path)
+            self._loop = ActiveLoop(self._dir, self._cfg, self._dataset, self._ledger,
+                                    progress=self._progress, **self._components)
+        return self._loop
+
     # -- what a run is ----------------------------------------------------------------------
     @property
     def path(self) -> Path:
-        return self._loop.dir.path
+        return self._dir.path
 
     @property
     def config(self) -> RunConfig:
         """The run's settings, every default resolved (what config.yaml holds)."""
-        return self._loop.cfg
+        return self._cfg
 
     @property
     def dataset(self) -> Dataset:
-        return self._loop.dataset
+        return self._dataset
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return self._loop.dataset.class_names
+        return self._dataset.class_names
 
     @property
     def plan(self) -> list[int]:
         """The size of every round, the initial one first."""
-        return list(self._loop.plan)
+        return list(self._plan)
 
     def metrics(self) -> list[dict]:
         """One record per trained round (what metrics.jsonl holds)."""
-        return self._loop.ledger.metrics()
+        return self._ledger.metrics()
 
     def describe(self) -> str:
         """One line on what this run does, for people starting or resuming it."""
-        loop = self._loop
+        loop = self._training()
         return (f"run directory {self.path}: policy {loop.policy.name}, acquisition {loop.acquisition.name}, "
-                f"oracle {self.config.oracle}, {len(loop.plan)} rounds to {sum(loop.plan)} labels, "
+                f"oracle {self.config.oracle}, {len(self._plan)} rounds to {sum(self._plan)} labels, "
                 f"stopping rule: {loop.rules.later.describe()}")
 
     # -- people in the loop -------------------------------------------------------------------
     def pending(self) -> list[Item]:
         """The open query's items that still lack an agreed label, in rank order."""
-        ledger = self._loop.ledger
+        ledger = self._ledger
         t = ledger.open_round()
         if t is None:
             return []
@@ -176,7 +198,7 @@ class Run:
         return items
 
     def submit(
-        self, labels: Mapping[int, int | str], annotator: str = "anonymous", *, guideline_version: str | None = None
+        self, labels: Mapping[int, int | str], annotator: str = ANONYMOUS, *, guideline_version: str | None = None
     ) -> SubmitResult:
         """Store one annotator's answers: every one of them, or none and a LabelError.
 
@@ -184,49 +206,67 @@ class Run:
         transaction that writes them (item known, in the open query, class in range). The same
         answer again changes nothing; a changed answer supersedes the annotator's earlier one,
         which is kept. Another annotator's answer on the same item is kept beside it: training
-        reads the majority, and a tie is disputed until more answers settle it.
+        reads the majority, and a tie is disputed until more answers (or :meth:`resolve`) settle it.
         """
-        if not isinstance(annotator, str) or not annotator.strip():
-            raise LabelError({-1: f"annotator must be a non-empty name, got {annotator!r}"})
+        who = _annotator(annotator)
+        if not isinstance(labels, Mapping):
+            raise LabelError({"labels": f"must map item ids to classes, got {type(labels).__name__}"})
         facts, problems = [], {}
         for item_id, value in labels.items():
-            index = _class_index(value, self.class_names)
             if not _is_int(item_id):
                 problems[item_id] = f"item id {item_id!r} is not an integer"
-            elif index is None and _is_int(value):
-                problems[int(item_id)] = f"class {value!r} is out of range (0..{len(self.class_names) - 1})"
-            elif index is None:
-                problems[int(item_id)] = f"class {value!r} is not one of {list(self.class_names)} or an index of them"
+                continue
+            index, why = class_index(value, self.class_names)
+            if index is None:
+                problems[int(item_id)] = why
             else:
-                facts.append(LabelFact(int(item_id), index, source="api", annotator=annotator.strip(),
+                facts.append(LabelFact(int(item_id), index, source="api", annotator=who,
                                        guideline_version=guideline_version))
-        return self._loop.ledger.submit(facts, n_classes=len(self.class_names), problems=problems)
+        return self._ledger.submit(facts, n_classes=len(self.class_names), problems=problems)
+
+    def resolve(self, labels: Mapping[int, int | str], decided_by: str, reason: str) -> None:
+        """Settle items of the open query by decision (a lead resolving disputed items): the
+        decision overrides the majority; every answer stays in the ledger."""
+        who = _annotator(decided_by)
+        decisions, problems = {}, {}
+        for item_id, value in labels.items():
+            index, why = class_index(value, self.class_names)
+            if index is None or not _is_int(item_id):
+                problems[item_id] = why or f"item id {item_id!r} is not an integer"
+            else:
+                decisions[int(item_id)] = index
+        if problems:
+            raise LabelError(problems)
+        self._ledger.adjudicate(decisions, who, str(reason))
 
     def ingest(self, path: str | Path, annotator: str | None = None, guideline_version: str | None = None) -> IngestResult:
         """Store the answers of a CSV or JSONL file (`calkit ingest`): all of them or none."""
-        return ingest(self._loop.ledger, Path(path), list(self.class_names), annotator, guideline_version)
+        return ingest(self._ledger, Path(path), list(self.class_names), annotator, guideline_version)
 
     def write_query(self, out_dir: str | Path | None = None) -> tuple[Path, Path, int]:
         """Write the pending items as CSV (to fill in) and JSONL (`calkit query`); returns both
         paths and the count. Text items carry their text."""
-        return write_query(self.pending(), Path(out_dir) if out_dir else self._loop.dir.queries)
+        return write_query(self.pending(), Path(out_dir) if out_dir else self._dir.queries)
 
     # -- training -------------------------------------------------------------------------
     def advance(self) -> RunStatus:
         """Train every round whose labels are complete, opening the next query after each.
 
-        Returns at once with state ``training`` when another process holds the run's training
-        lock, and with ``awaiting_labels`` while answers are missing; a simulated run goes to
-        the end. Safe to call from several processes: each round trains once.
+        Returns with ``awaiting_labels`` while answers are missing (at once, without loading a
+        model), and with ``training`` when another process is training the run; a simulated
+        run goes to the end. Safe to call from several processes: each round trains once.
         """
-        with _training_lock(self.path) as held:
+        status = self.status()
+        if status.complete or (status.state == "awaiting_labels" and self.config.oracle == "people"):
+            return status
+        with _training_lock(self.path, wait=LOCK_WAIT_S) as held:
             if held:
-                return self._loop.run()
+                return self._training().run()
         return self.status()  # another process holds the lock: training, or only checking for labels
 
     def status(self) -> RunStatus:
         """Where the run stands: ``awaiting_labels``, ``ready``, ``training`` or ``complete``."""
-        status = self._loop.status()
+        status = run_status(self._ledger, self._plan)
         if status.state == "ready" and _training_lock_held(self.path):
             return replace(status, state="training")
         return status
@@ -249,6 +289,8 @@ def _configure(
     for key, value in (("policy", policy), ("acquisition", acquisition)):
         if value is not None:
             raw[key] = value if isinstance(value, str) else _name_of(value, key)
+    if policy is not None and not isinstance(policy, str):
+        _object_options(raw, policy)
     if isinstance(model, str):
         raw["model"] = model
     elif model is not None:
@@ -286,22 +328,58 @@ def _fresh_copies(module: nn.Module) -> Callable[[], nn.Module]:
 
 
 def _name_of(component: object, kind: str) -> str:
+    """The name a policy or acquisition object is recorded under; it must not pass for another."""
+    from calkit.acquisition import ACQUISITIONS
+    from calkit.policies import POLICIES, PRESETS, policy_class
+
     name = getattr(component, "name", None)
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"a {kind} object needs a `name` attribute (a non-empty string), got {component!r}")
+    registry = POLICIES if kind == "policy" else ACQUISITIONS
+    if kind == "policy" and name.strip().lower() in PRESETS:  # only make_policy(preset) may carry its name
+        taken = not (getattr(component, "preset", None) == name and type(component) is policy_class(name))
+    else:
+        key = registry.key(name)
+        taken = key is not None and registry[key] is not type(component)
+    if taken:
+        raise ConfigError(f"the {kind} object {component!r} is named {name!r}, as a built-in or registered {kind} "
+                          "is; give its class another name, so that the run's records cannot pass for that one's")
     return name
 
 
-def _class_index(value: object, class_names: tuple[str, ...]) -> int | None:
-    """A class by name, else by index (a class named "3" wins over index 3)."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text in class_names:
-            return class_names.index(text)
-        return int(text) if text.isdigit() and int(text) < len(class_names) else None
-    if _is_int(value) and 0 <= int(value) < len(class_names):
-        return int(value)
-    return None
+def _require_registered(kind: str, name: str, path: Path) -> None:
+    from calkit.acquisition import ACQUISITIONS
+    from calkit.policies import resolve_policy_name
+
+    try:
+        resolve_policy_name(name) if kind == "policy" else ACQUISITIONS.lookup(name)
+    except ConfigError:
+        raise ConfigError(f"{path} was created with a {kind} object named {name!r}; to train it, pass it again: "
+                          f"Run.open(path, {kind}=...)") from None
+
+
+def _object_options(raw: dict, policy: object) -> None:
+    """Record a policy object's own options in the config, so that the run says what trains."""
+    options = getattr(policy, "options", None)
+    if dataclasses.is_dataclass(options):
+        for key, value in dataclasses.asdict(options).items():
+            if key in raw and value is not None and not (key == "mir_sampling" and value is False):
+                raw[key] = value
+    settings = getattr(policy, "settings", None)
+    if dataclasses.is_dataclass(settings):
+        raw["policy_settings"] = dataclasses.asdict(settings)
+
+
+def _annotator(name: object) -> str:
+    """An annotator's name: non-empty printable text up to 200 characters, not the simulator's."""
+    if not isinstance(name, str) or not name.strip():
+        raise LabelError({"annotator": f"must be a non-empty name, got {name!r}"})
+    name = name.strip()
+    if len(name) > 200 or not name.isprintable():
+        raise LabelError({"annotator": "must be printable text of at most 200 characters"})
+    if name == SIMULATED:
+        raise LabelError({"annotator": f"{SIMULATED!r} is the simulated oracle's name"})
+    return name
 
 
 def _is_int(value: object) -> bool:
@@ -312,16 +390,27 @@ def _lock_path(path: Path) -> Path:
     return path / ".train.lock"
 
 
+#: Seconds advance() keeps trying for the training lock: a status() probe holds it for
+#: microseconds, a process that trains for far longer.
+LOCK_WAIT_S = 0.5
+
+
 @contextmanager
-def _training_lock(path: Path) -> Iterator[bool]:
-    """Hold the run's training lock if nobody else does; yields whether it is held."""
+def _training_lock(path: Path, wait: float = 0.0) -> Iterator[bool]:
+    """Hold the run's training lock if nobody else does (trying for ``wait`` seconds); yields
+    whether it is held. The OS releases it when its holder dies, kill -9 included."""
     fd = os.open(_lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.01)
         try:
             yield True
         finally:

@@ -7,6 +7,7 @@ leaves the previous complete state or the new one, never half of a file.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,15 @@ class RunDirectory:
 
     def exists(self) -> bool:
         return self.ledger.exists()
+
+    def claim(self) -> None:
+        """Make the folder this process's to create a run in: the first to claim it wins."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(self.path / ".created", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            raise LedgerError(f"{self.path}: another process is creating a run here (or a creation was "
+                              "interrupted: remove the folder and start again)") from None
 
     # -- checkpoints ------------------------------------------------------------------------
     def save_round(self, t: int, payload: dict) -> None:

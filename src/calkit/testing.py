@@ -13,6 +13,7 @@ tiny MLP, and take a few seconds.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -116,7 +117,7 @@ def check_policy(policy: PolicyArg, rounds: int = 3) -> None:
     item each epoch, match steps_per_epoch, are the same for the same seed; its loss is a finite
     scalar that trains; its state survives a save and load; its defaults name run settings; and a
     short run with it completes and repeats exactly."""
-    make = policy if not isinstance(policy, Policy) else (lambda: policy)
+    make = policy if not isinstance(policy, Policy) else (lambda: copy.deepcopy(policy))  # fresh each time
     first = make()
     assert isinstance(first, Policy), f"{policy!r} does not make a calkit.policies.Policy"
     name = first.name

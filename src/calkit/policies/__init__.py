@@ -66,7 +66,7 @@ def resolve_policy_name(name: str) -> str:
         return key
     found = POLICIES.key(key)
     if found is None:
-        raise ConfigError(f"unknown policy {name!r}; choose one of {', '.join(policy_names())}")
+        raise ConfigError(POLICIES.broken(key) or f"unknown policy {name!r}; choose one of {', '.join(policy_names())}")
     return found
 
 
@@ -86,7 +86,7 @@ def make_policy(name: str, options: PolicyOptions | None = None, settings: Mappi
         options = replace(given, **applicable(PRESETS[key].settings, asdict(given)))
     policy = cls(options) if issubclass(cls, ReplayPolicy) else cls()
     if key in PRESETS:
-        policy.name = key  # records and reports name the preset
+        policy.name = policy.preset = key  # records and reports name the preset
     if cls.Options is not None:
         policy.settings = build_options(cls.Options, settings, f"policy {key!r}")
     elif settings:

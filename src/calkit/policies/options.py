@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from calkit.errors import ConfigError
@@ -28,20 +29,20 @@ class PolicyOptions:
         if len(given) > 1:
             shown = " and ".join(n.replace("_", "-") for n in given)
             raise ConfigError(f"give only one of replay-size, replay-fraction and replay-ratio, not both {shown}")
-        if self.replay_ratio is not None and not 0.0 <= self.replay_ratio < float("inf"):
+        if self.replay_ratio is not None and not 0.0 <= self.replay_ratio < math.inf:
             raise ConfigError(f"replay-ratio must be >= 0, got {self.replay_ratio}")
         if self.replay_size is not None and self.replay_size < 0:
             raise ConfigError(f"replay-size must be >= 0, got {self.replay_size}")
-        if self.replay_fraction is not None and not 0.0 <= self.replay_fraction < 1.0:
+        if self.replay_fraction is not None and not 0.0 <= self.replay_fraction < 1.0:  # NaN fails too
             raise ConfigError(f"replay-fraction must be in [0, 1), got {self.replay_fraction}")
         for name in ("alpha", "beta", "lam_s"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ConfigError(f"{name} must be >= 0, got {value}")
+            if value is not None and not 0 <= value < math.inf:
+                raise ConfigError(f"{name.replace('_', '-')} must be a finite number >= 0, got {value}")
         if self.candidates is not None and self.candidates < 1:
             raise ConfigError(f"candidates must be >= 1, got {self.candidates}")
-        if self.kernel_width is not None and self.kernel_width <= 0:
-            raise ConfigError(f"kernel-width must be > 0, got {self.kernel_width}")
+        if self.kernel_width is not None and not 0 < self.kernel_width < math.inf:
+            raise ConfigError(f"kernel-width must be a finite number > 0, got {self.kernel_width}")
 
     def replay_count(self, new_per_step: int, default_ratio: float) -> int:
         """m' for a step of m new items: set directly, via the fraction or ratio, or m * default_ratio."""
