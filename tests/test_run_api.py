@@ -130,3 +130,73 @@ def test_the_example_script_labels_digits_for_three_rounds(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 3 and lines[-1].endswith("now complete") and "200 labeled" in lines[-1]
+
+
+def test_two_processes_creating_one_run_leave_one_run(tmp_path, blobs_npz):
+    code = ("import sys; from calkit import Run\n"
+            "try:\n    Run.create(sys.argv[1], dataset=sys.argv[2], policy=sys.argv[3], initial=20, rounds=2, epochs=1).close(); print('made')\n"
+            "except Exception as exc:\n    print(type(exc).__name__)")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run"), str(blobs_npz), policy],
+                              stdout=subprocess.PIPE, text=True) for policy in ("er", "cal")]
+    outcomes = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+    assert outcomes == ["LedgerError", "made"]
+    with Run.open(tmp_path / "run") as run:  # config.yaml and ledger agree: one creator wrote both
+        assert run.status().state == "awaiting_labels"
+
+
+def test_a_policy_object_cannot_pass_for_a_built_in_and_is_recorded_as_it_trains(tmp_path):
+    from calkit.policies import PolicyOptions, make_policy
+    from calkit.policies.er import ExperienceReplayPolicy
+    from calkit.policies.sd import ScaledDistillationPolicy
+
+    class Impostor(ScaledDistillationPolicy):
+        name = "cal"
+
+    for bad in (Impostor(), type("AlsoSd", (ExperienceReplayPolicy,), {"name": "sd"})()):
+        with pytest.raises(ConfigError, match="give its class another name"):
+            Run.create(tmp_path / "bad", dataset=make_blobs(), policy=bad, rounds=2, epochs=1)
+    assert not (tmp_path / "bad").exists()
+    mine = type("Mine", (ExperienceReplayPolicy,), {"name": "mine"})(PolicyOptions(replay_size=8, lr_scaling=True))
+    run = Run.create(tmp_path / "ok", dataset=make_blobs(), policy=mine, rounds=2, epochs=1)
+    assert (run.config.replay_size, run.config.lr_scaling, run.config.replay_ratio) == (8, True, None)
+    run.close()
+    Run.create(tmp_path / "cal", dataset=make_blobs(), policy=make_policy("cal"), rounds=2, epochs=1).close()
+
+
+def test_class_names_that_are_numbers_are_taken_by_name_only(tmp_path):
+    base = make_blobs()
+    ds = type(base)(name="numbered", x_train=base.x_train, y_train=base.y_train, class_names=("1", "2", "3"),
+                    ids=base.ids, x_test=base.x_test, y_test=base.y_test)
+    run = Run.create(tmp_path / "run", dataset=ds, **QUICK)
+    a, b, c = (item.id for item in run.pending()[:3])
+    run.submit({a: "1", b: 3}, annotator="ana")  # the names "1" and "3"
+    assert run._ledger.adjudicated([a, b]) == {a: 0, b: 2}
+    with pytest.raises(LabelError, match="these names are numbers"):
+        run.submit({c: 0}, annotator="ana")  # index 0 or a class "0"? refused
+    run.close()
+
+
+@pytest.mark.parametrize("who", ["x" * 201, "tab\there", "simulated"])
+def test_annotator_names_are_checked(tmp_path, who):
+    run = Run.create(tmp_path / "run", dataset=make_blobs(), **QUICK)
+    with pytest.raises(LabelError, match="annotator"):
+        run.submit({run.pending()[0].id: 0}, annotator=who)
+    run.close()
+
+
+def test_an_edited_config_is_refused_on_open(tmp_path):
+    run = Run.create(tmp_path / "run", dataset=make_blobs(), policy="cal", **{**QUICK, "oracle": "simulated"})
+    run.advance()
+    run.close()
+    config = tmp_path / "run" / "config.yaml"
+    original = config.read_text()
+    for edit in (("policy: cal", "policy: er"), ("seed: 0", "seed: 5"), ("initial: 20", "initial: 10")):
+        config.write_text(original.replace(*edit))
+        with pytest.raises(ConfigError, match="was edited"):
+            Run.open(tmp_path / "run", dataset=make_blobs())
+    config.write_text(original.replace("rounds: 3", "rounds: 2"))  # fewer rounds than it asked
+    with pytest.raises(ConfigError, match="asked rounds of"):
+        Run.open(tmp_path / "run", dataset=make_blobs())
+    config.write_text(original.replace("rounds: 3", "rounds: 4"))  # going on longer is fine
+    with Run.open(tmp_path / "run", dataset=make_blobs()) as longer:
+        assert longer.plan == [20, 10, 10, 10]
