@@ -505,3 +505,17 @@ def test_query_files_of_a_text_dataset_carry_each_items_text(tmp_path):
     assert n == 20 and all(r["text"] == ds.display(int(r["item_id"])) for r in rows)
     assert all(json.loads(line)["text"].startswith("review number") for line in jsonl_path.read_text().splitlines())
     run.close()
+
+
+def test_query_keeps_a_file_someone_is_filling_in(waiting, tmp_path):
+    loop, ds = waiting
+    csv_path, _, _ = write_query(_pending(loop), tmp_path / "q")
+    write_query(_pending(loop), tmp_path / "q")  # nothing filled in yet: rewriting is harmless
+    fields, rows = _read_csv(csv_path)
+    rows[0]["label"] = "c1"
+    _write_csv(csv_path, rows, fields)
+    with pytest.raises(LedgerError, match="already holds 1 answers"):
+        write_query(_pending(loop), tmp_path / "q")
+    assert _read_csv(csv_path)[1][0]["label"] == "c1"
+    write_query(_pending(loop), tmp_path / "q", overwrite=True)
+    assert _read_csv(csv_path)[1][0]["label"] == ""

@@ -33,12 +33,20 @@ def pending_round(ledger: Ledger) -> int | None:
     return t
 
 
-def write_query(items: Sequence[Item], out_dir: Path) -> tuple[Path, Path, int]:
+def write_query(items: Sequence[Item], out_dir: Path, overwrite: bool = False) -> tuple[Path, Path, int]:
     """Write pending items (calkit.Run.pending) as CSV (to fill in) and JSONL; returns both paths
-    and the count. A text item's text goes in a ``text`` column, so people see what they label."""
+    and the count. A text item's text goes in a ``text`` column, so people see what they label.
+
+    A CSV that already holds answers is not replaced unless ``overwrite``: someone may be filling
+    it in, and their work would be lost.
+    """
     if not items:
         raise LedgerError("no query is pending: every asked item has a label")
     t = items[0].round
+    filled = _filled_rows(out_dir / f"round-{t:04d}.csv")
+    if filled and not overwrite:
+        raise LedgerError(f"{out_dir / f'round-{t:04d}.csv'} already holds {filled} answers: ingest it first "
+                          "(`calkit ingest`), or write anew with --overwrite")
     with_text = any(isinstance(item.display, str) for item in items)
     rows = []
     for item in items:
@@ -55,6 +63,17 @@ def write_query(items: Sequence[Item], out_dir: Path) -> tuple[Path, Path, int]:
     csv_path.write_text(buf.getvalue())
     jsonl_path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "label"}) + "\n" for r in rows))
     return csv_path, jsonl_path, len(rows)
+
+
+def _filled_rows(path: Path) -> int:
+    """Rows of an existing query CSV whose label someone filled in."""
+    if not path.exists():
+        return 0
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            return sum(1 for row in csv.DictReader(fh) if str(row.get("label") or "").strip())
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 0
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="write the pending query as CSV and JSONL for people to label")
     query.add_argument("run_dir", type=Path)
     query.add_argument("--out-dir", type=Path, help="folder for the files [RUN_DIR/queries]")
+    query.add_argument("--overwrite", action="store_true",
+                       help="replace a query CSV that already holds answers not yet ingested")
 
     ingest = sub.add_parser("ingest", help="read labels from a CSV or JSONL answers file")
     ingest.add_argument("run_dir", type=Path)
@@ -425,7 +427,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         if status.state != "awaiting_labels":
             why = {"complete": "the run is complete"}.get(status.state, f"round {status.round}'s labels are complete")
             raise CalkitError(f"no query is pending: {why}; see `calkit status {args.run_dir}`")
-        csv_path, jsonl_path, n = run.write_query(args.out_dir)
+        csv_path, jsonl_path, n = run.write_query(args.out_dir, args.overwrite)
     print(f"{n} items await labels (classes, by name or index from 0: {', '.join(classes)}).")
     print(f"fill in the label column of {csv_path}\n(or answer {jsonl_path} line by line),")
     print(f"then run: calkit ingest {args.run_dir} {csv_path}")

@@ -243,10 +243,11 @@ class Run:
         """Store the answers of a CSV or JSONL file (`calkit ingest`): all of them or none."""
         return ingest(self._ledger, Path(path), list(self.class_names), annotator, guideline_version)
 
-    def write_query(self, out_dir: str | Path | None = None) -> tuple[Path, Path, int]:
+    def write_query(self, out_dir: str | Path | None = None, overwrite: bool = False) -> tuple[Path, Path, int]:
         """Write the pending items as CSV (to fill in) and JSONL (`calkit query`); returns both
-        paths and the count. Text items carry their text."""
-        return write_query(self.pending(), Path(out_dir) if out_dir else self._dir.queries)
+        paths and the count. Text items carry their text. A CSV holding answers is kept unless
+        ``overwrite``."""
+        return write_query(self.pending(), Path(out_dir) if out_dir else self._dir.queries, overwrite)
 
     # -- training -------------------------------------------------------------------------
     def advance(self) -> RunStatus:
