@@ -519,3 +519,24 @@ def test_query_keeps_a_file_someone_is_filling_in(waiting, tmp_path):
     assert _read_csv(csv_path)[1][0]["label"] == "c1"
     write_query(_pending(loop), tmp_path / "q", overwrite=True)
     assert _read_csv(csv_path)[1][0]["label"] == ""
+
+
+@pytest.mark.parametrize("who", ["simulated", "x" * 201, "tab\there"])
+def test_ingest_checks_annotator_names_like_the_api(waiting, tmp_path, who):
+    loop, ds = waiting
+    item = int(loop.ledger.unanswered(0)[0])
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"item_id": item, "label": "c0", "annotator": who}) + "\n")
+    _assert_rejected(loop, path, "annotator" if who != "simulated" else "simulated oracle")
+
+
+def test_query_after_a_partial_ingest_writes_the_rest(waiting, tmp_path):
+    loop, ds = waiting
+    csv_path, _, _ = write_query(_pending(loop), tmp_path / "q")
+    fields, rows = _read_csv(csv_path)
+    for r in rows[:5]:
+        r["label"] = CLASSES[_true_labels(ds, [int(r["item_id"])])[0]]
+    _write_csv(csv_path, rows, fields)
+    ingest(loop.ledger, csv_path, CLASSES)
+    _, _, n = write_query(_pending(loop), tmp_path / "q")  # its filled rows are in the ledger now
+    assert n == 15

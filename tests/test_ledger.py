@@ -585,3 +585,20 @@ def test_metrics_record_replace_and_order(ledger):
         assert [m["accuracy"] for m in led.metrics()] == [0.5, 0.65, 0.8]
     finally:
         led.close()
+
+
+def test_the_upgrade_leaves_open_rounds_to_the_majority(tmp_path):
+    path = tmp_path / "old.sqlite"
+    _v1_ledger(path, [(1, 0, None), (2, 1, None), (3, 2, None)])
+    conn = _raw(path)
+    with conn:  # round 1 is open: a answered 0, then b answered 2
+        conn.execute("INSERT INTO items VALUES (6)")
+        conn.execute("INSERT INTO queries VALUES (1, 'entropy', 1, '{}', 't')")
+        conn.execute("INSERT INTO query_items VALUES (1, 6, 0, 0.5)")
+        conn.executemany("INSERT INTO labels(item_id, label, round, source, annotator, created_at) "
+                         "VALUES (6, ?, 1, 'ingest', ?, 't')", [(0, "a"), (2, "b")])
+    conn.close()
+    with Ledger.open(path) as led:
+        assert led.disputed(1).tolist() == [6]  # not frozen: answers can still settle it
+        led.submit([LabelFact(6, 0, "t", "c")])
+        assert led.adjudicated([6]) == {6: 0}

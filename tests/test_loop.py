@@ -261,3 +261,20 @@ def test_resume_refuses_a_legacy_run_whose_defaults_changed(tmp_path, monkeypatc
     assert pinned.run().complete
     pinned.close()
     assert len({r["stop_rule"] for r in metrics(tmp_path / "r")[1:]}) == 1  # every later round under the same rule
+
+
+def test_a_legacy_config_may_pin_a_default_only_to_the_value_it_had(tmp_path):
+    cfg = RunConfig(dataset="blobs", model="mlp:16", policy="cal", initial=20, round_size=10, rounds=3, lr=0.01,
+                    batch_size=8)
+    part = ActiveLoop.create(tmp_path / "r", cfg, dataset=make_blobs())
+    part.plan = part.plan[:2]
+    part.run()
+    part.close()
+    legacy = {**cfg.to_dict(), "resolved": False}
+    make_legacy(tmp_path / "r", legacy)
+    config = tmp_path / "r" / "config.yaml"
+    config.write_text(yaml.safe_dump({**legacy, "alpha": 5.0}, sort_keys=False))
+    with pytest.raises(ConfigError, match="alpha: 0.5 at creation, 5.0 now"):
+        ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
+    config.write_text(yaml.safe_dump({**legacy, "alpha": 0.5}, sort_keys=False))  # pinning what it was: fine
+    ActiveLoop.open(tmp_path / "r", dataset=make_blobs()).close()

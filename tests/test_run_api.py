@@ -200,3 +200,50 @@ def test_an_edited_config_is_refused_on_open(tmp_path):
     config.write_text(original.replace("rounds: 3", "rounds: 4"))  # going on longer is fine
     with Run.open(tmp_path / "run", dataset=make_blobs()) as longer:
         assert longer.plan == [20, 10, 10, 10]
+
+
+def test_a_policy_object_keeps_its_settings_in_the_object_and_must_match_on_open(tmp_path):
+    from calkit.policies import PolicyOptions
+    from calkit.policies.sd import ScaledDistillationPolicy
+
+    class MySd(ScaledDistillationPolicy):
+        name = "my-sd"
+
+    with pytest.raises(ConfigError, match="not beside it: replay_ratio"):
+        Run.create(tmp_path / "beside", dataset=make_blobs(), policy=MySd(), replay_ratio=0.5, rounds=2, epochs=1)
+    run = Run.create(tmp_path / "run", dataset=make_blobs(), policy=MySd(PolicyOptions(alpha=0.2)), **QUICK)
+    run.close()
+    with pytest.raises(ConfigError, match="alpha: 0.2 recorded, 0.7 in the object"):
+        Run.open(tmp_path / "run", dataset=make_blobs(), policy=MySd(PolicyOptions(alpha=0.7)))
+    Run.open(tmp_path / "run", dataset=make_blobs(), policy=MySd()).close()  # unset options take the recorded ones
+
+
+def test_a_moved_dataset_file_is_found_again_and_a_finished_run_repairs_its_metrics_file(tmp_path, blobs_npz):
+    run = Run.create(tmp_path / "run", dataset=str(blobs_npz), oracle="simulated", initial=20, round_size=10,
+                     rounds=2, epochs=1, model="mlp:16")
+    assert run.config.dataset == str(blobs_npz.resolve())  # recorded absolute: opens from anywhere
+    assert run.advance().complete
+    run.close()
+    moved = blobs_npz.rename(tmp_path / "elsewhere.npz")
+    config = tmp_path / "run" / "config.yaml"
+    config.write_text(config.read_text().replace(str(blobs_npz.resolve()), str(moved)))
+    (tmp_path / "run" / "metrics.jsonl").unlink()
+    with Run.open(tmp_path / "run") as again:  # the same data at another path: its fingerprint decides
+        assert again.advance().complete
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_model_returning_something_else_than_logits_is_refused_before_writing(tmp_path):
+    class TwoOutputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.layer(x), x
+
+    with pytest.raises(ConfigError, match="must return a tensor of logits"):
+        Run.create(tmp_path / "run", dataset=make_blobs(), model=TwoOutputs(), rounds=2, epochs=1)
+    with pytest.raises(ConfigError, match="one logit per class"):
+        Run.create(tmp_path / "run", dataset=make_blobs(), model=nn.Linear(6, 5), rounds=2, epochs=1)
+    assert not (tmp_path / "run").exists()

@@ -43,9 +43,9 @@ def write_query(items: Sequence[Item], out_dir: Path, overwrite: bool = False) -
     if not items:
         raise LedgerError("no query is pending: every asked item has a label")
     t = items[0].round
-    filled = _filled_rows(out_dir / f"round-{t:04d}.csv")
+    filled = _filled_rows(out_dir / f"round-{t:04d}.csv", {item.id for item in items})
     if filled and not overwrite:
-        raise LedgerError(f"{out_dir / f'round-{t:04d}.csv'} already holds {filled} answers: ingest it first "
+        raise LedgerError(f"{out_dir / f'round-{t:04d}.csv'} already holds {filled} answers not yet ingested: ingest it first "
                           "(`calkit ingest`), or write anew with --overwrite")
     with_text = any(isinstance(item.display, str) for item in items)
     rows = []
@@ -65,13 +65,14 @@ def write_query(items: Sequence[Item], out_dir: Path, overwrite: bool = False) -
     return csv_path, jsonl_path, len(rows)
 
 
-def _filled_rows(path: Path) -> int:
-    """Rows of an existing query CSV whose label someone filled in."""
+def _filled_rows(path: Path, pending: set[int]) -> int:
+    """Rows of an existing query CSV whose label someone filled in and that are not ingested yet."""
     if not path.exists():
         return 0
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            return sum(1 for row in csv.DictReader(fh) if str(row.get("label") or "").strip())
+            return sum(1 for row in csv.DictReader(fh)
+                       if str(row.get("label") or "").strip() and _as_int(row.get("item_id")) in pending)
     except (OSError, UnicodeDecodeError, csv.Error):
         return 0
 
@@ -153,8 +154,28 @@ def _to_facts(
             problems.append(f"line {line}: item {item_id}: {why}")
         else:
             who = str(row.get("annotator") or "").strip() or annotator
-            facts.append(LabelFact(item_id, label, source="ingest", annotator=who, guideline_version=guideline))
+            why_not = None if who is None else annotator_problem(who)
+            if why_not:
+                problems.append(f"line {line}: {why_not}")
+            else:
+                facts.append(LabelFact(item_id, label, source="ingest", annotator=who, guideline_version=guideline))
     return facts, problems
+
+
+#: Reserved for the simulated oracle's facts.
+SIMULATED_ANNOTATOR = "simulated"
+
+
+def annotator_problem(name: str) -> str | None:
+    """Why a name cannot be an annotator's (None when it can): printable text up to 200
+    characters, and not the simulated oracle's name."""
+    if not name.strip():
+        return "an annotator needs a non-empty name"
+    if len(name) > 200 or not name.isprintable():
+        return f"annotator {name[:40]!r} must be printable text of at most 200 characters"
+    if name.strip() == SIMULATED_ANNOTATOR:
+        return f"{SIMULATED_ANNOTATOR!r} is the simulated oracle's name"
+    return None
 
 
 def class_index(value: object, class_names: Sequence[str]) -> tuple[int | None, str | None]:
@@ -166,7 +187,7 @@ def class_index(value: object, class_names: Sequence[str]) -> tuple[int | None, 
     text = str(value).strip()
     if text in class_names:
         return list(class_names).index(text), None
-    numeric_names = any(name.strip().lstrip("-").isdecimal() for name in class_names)
+    numeric_names = any(_as_number(name) is not None for name in class_names)
     index = None if isinstance(value, bool) else _as_int(value)
     if index is not None and numeric_names:
         return None, f"class {value!r} is not one of {list(class_names)} (these names are numbers: give the name)"
@@ -175,6 +196,13 @@ def class_index(value: object, class_names: Sequence[str]) -> tuple[int | None, 
     if index is None:
         return None, f"class {value!r} is not one of {list(class_names)} or an index of them"
     return index, None
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _as_int(value: object) -> int | None:

@@ -428,7 +428,9 @@ def cmd_query(args: argparse.Namespace) -> int:
             why = {"complete": "the run is complete"}.get(status.state, f"round {status.round}'s labels are complete")
             raise CalkitError(f"no query is pending: {why}; see `calkit status {args.run_dir}`")
         csv_path, jsonl_path, n = run.write_query(args.out_dir, args.overwrite)
-    print(f"{n} items await labels (classes, by name or index from 0: {', '.join(classes)}).")
+    numeric = any(name.replace(".", "", 1).lstrip("-").isdigit() for name in classes)
+    print(f"{n} items await labels (classes, {'by name' if numeric else 'by name or index from 0'}: "
+          f"{', '.join(classes)}).")
     print(f"fill in the label column of {csv_path}\n(or answer {jsonl_path} line by line),")
     print(f"then run: calkit ingest {args.run_dir} {csv_path}")
     return 0

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import re
 import typing
+from os import PathLike
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,11 @@ class RunConfig:
     resolved: bool = False
 
     def validate(self) -> "RunConfig":
+        if isinstance(self.budget, (int, float)) and not isinstance(self.budget, bool):
+            self.budget = str(self.budget)  # 300 and "300" mean the same
+        for name in ("dataset", "data_dir"):
+            if isinstance(getattr(self, name), PathLike):
+                setattr(self, name, str(getattr(self, name)))
         _check_types(self)
         oracle_name(self.oracle)
         required = ("initial", "round_size", "batch_size", "score_batch_size")
@@ -196,7 +202,10 @@ def _check_types(cfg: RunConfig) -> None:
             continue
         if not any(_is_a(value, kind) for kind in allowed):
             names = " or ".join(_KIND_NAMES.get(typing.get_origin(k) or k, str(k)) for k in allowed)
-            raise ConfigError(f"{f.name.replace('_', '-')} must be {names}, got {value!r}")
+            hint = ""
+            if isinstance(value, str) and float in allowed and re.fullmatch(r"[-+]?\d+e[-+]?\d+", value.strip(), re.I):
+                hint = f" (YAML reads {value} as text; write it with a decimal point, e.g. {value.lower().replace('e', '.0e', 1)})"
+            raise ConfigError(f"{f.name.replace('_', '-')} must be {names}, got {value!r}{hint}")
 
 
 _KIND_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "text", list: "a list",

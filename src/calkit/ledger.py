@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -587,10 +588,25 @@ def _select_in(conn: sqlite3.Connection, sql_prefix: str, values: Iterable[int])
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """WAL mode, waiting for other connections: switching a database (one written by an older
+    calkit) needs it to itself, and SQLite answers "locked" at once instead of calling the busy
+    handler. Already in WAL, this is immediate."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _switch_to_wal(conn)
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
@@ -607,7 +623,9 @@ def _upgrade_from_v1(ledger: Ledger) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None or json.loads(row[0]) != 1:  # another process upgraded it meanwhile
             return
-        old_view = dict(conn.execute("SELECT item_id, label FROM current_labels").fetchall())
+        old_view = dict(conn.execute(  # what trained rounds trained on; open rounds may still change
+            "SELECT c.item_id, c.label FROM current_labels c JOIN query_items q USING (item_id) "
+            "WHERE q.round IN (SELECT round FROM metrics)").fetchall())
         for old in ("labels_no_update", "labels_no_delete"):
             conn.execute(f"DROP TRIGGER IF EXISTS {old}")
         conn.execute("DROP VIEW IF EXISTS current_labels")

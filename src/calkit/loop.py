@@ -10,6 +10,7 @@ it follows are calkit.rules'; the files are calkit.run_storage's.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ from calkit.faults import fault_point
 from calkit.ledger import Ledger, Query, utc_now
 from calkit.models import ModelSpec, build_model
 from calkit.oracle import Oracle, make_oracle
-from calkit.policies import Policy, RoundData, make_policy
+from calkit.options import build_options
+from calkit.policies import Policy, PolicyOptions, RoundData, make_policy
 from calkit.progress import Progress
 from calkit.records import RoundRecord
 from calkit.resolve import resolve
@@ -85,6 +87,8 @@ class ActiveLoop:
         self.progress = progress or Progress()
         self.plan = plan_rounds(cfg, dataset.pool_size)
         self.policy: Policy = policy or make_policy(cfg.policy, cfg.policy_options(), cfg.policy_settings)
+        if policy is not None:
+            align_policy(policy, cfg)
         self.acquisition: Acquisition = acquisition or make_acquisition(cfg.acquisition, cfg.acquisition_options)
         self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
         self.rules = RoundRules(cfg, self.policy)
@@ -171,7 +175,8 @@ class ActiveLoop:
         transaction that closed it.
         """
         if self.oracle.name == "people" and self.status().state == "awaiting_labels":
-            return self.status()  # nothing to do: no restore, no rewrite
+            self.dir.publish_metrics(self.ledger.metrics())  # in case a crash came between the two writes
+            return self.status()  # nothing to train: no restore
         state = self._restore()
         for t in range(state.last_round + 1, len(self.plan)):
             query = self.ledger.query(t) or self._acquire(t, state)
@@ -307,8 +312,8 @@ def open_parts(
     written = RunConfig.from_yaml(run_dir.config).validate()
     ledger = Ledger.open(run_dir.ledger)
     try:
-        check_config_unchanged(run_dir, written, ledger)
         cfg = resolve(written, policy, acquisition)
+        check_config_unchanged(run_dir, written, ledger, policy, acquisition)
         dataset = dataset or dataset_for(cfg)
         if dataset.fingerprint() != ledger.meta("dataset_fingerprint"):
             raise LedgerError(f"the data of {cfg.dataset!r} differs from the data this run started with")
@@ -319,23 +324,40 @@ def open_parts(
     return run_dir, cfg, ledger, dataset
 
 
-#: Settings config.yaml may change after creation: where the run looks for things, how many rounds
-#: it goes on for. Any other change would make the rounds already trained mean something else.
-CHANGEABLE = frozenset({"rounds", "budget", "data_dir", "device", "score_batch_size", "keep_checkpoints"})
+#: Settings config.yaml may change after creation: where the run finds its data (the data's
+#: fingerprint is checked), how many rounds it goes on for, where it computes. Any other change
+#: would make the rounds already trained mean something else.
+CHANGEABLE = frozenset({"dataset", "data_dir", "rounds", "budget", "device", "score_batch_size", "keep_checkpoints",
+                        "resolved"})
 
 
-def check_config_unchanged(run_dir: RunDirectory, written: RunConfig, ledger: Ledger) -> None:
+#: Settings a calkit 0.2 config left unset that may be pinned to any value: what they decide is
+#: recorded with each round (stop rule, schedule, warm start, learning rate), and resume checks
+#: it (check_rules_unchanged), so a pin to other values than the rounds trained with is refused.
+PINNABLE = frozenset({"epochs", "train_accuracy", "new_accuracy", "max_epochs", "max_new_epochs", "labeled_passes",
+                      "min_round_steps", "schedule", "shrink", "perturb", "lr_scaling", "replay_ratio",
+                      "later_lr_factor", "initial_accuracy", "initial_max_epochs"})
+
+
+def check_config_unchanged(run_dir: RunDirectory, written: RunConfig, ledger: Ledger, policy: Policy | None = None,
+                           acquisition: Acquisition | None = None) -> None:
     """Refuse a config.yaml edited since the run was created (the ledger keeps the original).
 
-    A config from calkit 0.2 left defaults unset; setting one of those (pinning it) is allowed.
+    Both are compared resolved. A calkit 0.2 config left defaults unset, which resolve with this
+    calkit's defaults: pinning one of PINNABLE is allowed (the round records decide), any other
+    only to the value it resolves to.
     """
     created = ledger.meta("config", None)
     if not isinstance(created, dict):
         return
-    original = RunConfig.from_dict(created).to_dict()
-    now = written.to_dict()
-    changed = [k for k in now if k not in CHANGEABLE and now[k] != original[k]
-               and not (not original["resolved"] and original[k] is None and k != "resolved")]
+    as_created = RunConfig.from_dict(created)
+    original = resolve(as_created, policy, acquisition).to_dict()
+    if as_created.resolved != written.resolved:
+        raise ConfigError(f"{run_dir.config} says resolved: {str(written.resolved).lower()}, but the run was created "
+                          f"{'with' if not written.resolved else 'without'} its defaults written out; put it back")
+    now = resolve(written, policy, acquisition).to_dict()
+    pinned = set() if as_created.resolved else {k for k in PINNABLE if getattr(as_created, k) is None}
+    changed = [k for k in now if k not in CHANGEABLE | pinned and now[k] != original[k]]
     if changed:
         shown = "; ".join(f"{k}: {original[k]!r} at creation, {now[k]!r} now" for k in changed)
         raise ConfigError(f"{run_dir.config} was edited ({shown}). A run keeps the settings it was created with "
@@ -349,6 +371,27 @@ def check_plan_matches(run_dir: RunDirectory, plan: list[int], ledger: Ledger) -
     if len(asked) > len(plan) or any(a != p for a, p in zip(asked, plan)):
         raise ConfigError(f"{run_dir.path}: its settings now plan rounds of {plan}, but it asked rounds of {asked}; "
                           f"put the round settings in {run_dir.config} back")
+
+
+def align_policy(policy: Policy, cfg: RunConfig) -> None:
+    """Make a policy object train with the run's recorded settings, which were resolved from it
+    at creation: the config, not the object, says what the run means."""
+    if isinstance(getattr(policy, "options", None), PolicyOptions):
+        policy.options = cfg.policy_options()
+    if policy.Options is not None:
+        policy.settings = build_options(policy.Options, cfg.policy_settings, f"policy {policy.name!r}")
+
+
+def object_disagrees(policy: Policy, cfg: RunConfig) -> list[str]:
+    """The settings a policy object sets otherwise than the run recorded (its name included)."""
+    out = [] if policy.name == cfg.policy else [f"policy: {cfg.policy!r} recorded, the object is {policy.name!r}"]
+    options = getattr(policy, "options", None)
+    if isinstance(options, PolicyOptions):
+        recorded = cfg.policy_options()
+        out += [f"{k}: {getattr(recorded, k)!r} recorded, {v!r} in the object"
+                for k, v in dataclasses.asdict(options).items()
+                if v is not None and v != getattr(recorded, k) and not (k == "mir_sampling" and v is False)]
+    return out
 
 
 def run_status(ledger: Ledger, plan: list[int]) -> RunStatus:
@@ -428,11 +471,14 @@ def _check_model_fits(cfg: RunConfig, dataset: Dataset, factory: ModelFactory | 
         model = factory()
         if not isinstance(model, nn.Module):
             raise ConfigError(f"the model factory made {type(model).__name__}, not a torch.nn.Module")
+    device = _device(cfg.device)
     try:
         with torch.no_grad():
-            out = model.eval()(torch.as_tensor(dataset.x_train[:2]))
+            out = model.to(device).eval()(torch.as_tensor(dataset.x_train[:2], device=device))
     except Exception as exc:
         raise ConfigError(f"the model cannot take {dataset.name}'s items (shape {dataset.input_shape}): {exc}") from exc
+    if not isinstance(out, torch.Tensor):
+        raise ConfigError(f"the model returns {type(out).__name__}; it must return a tensor of logits")
     if tuple(out.shape) != (min(2, dataset.pool_size), dataset.n_classes):
         raise ConfigError(f"the model gives outputs of shape {tuple(out.shape)[1:]} per item; it must give one logit "
                           f"per class ({dataset.n_classes})")

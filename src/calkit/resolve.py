@@ -10,6 +10,7 @@ this calkit's defaults; `calkit resume` then checks its rounds' recorded rules a
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from calkit.acquisition import Acquisition, acquisition_defaults
 from calkit.config import RunConfig
@@ -32,6 +33,7 @@ def resolve(cfg: RunConfig, policy: Policy | None = None, acquisition: Acquisiti
     if cfg.resolved:
         return cfg
     raw = cfg.to_dict()
+    raw["dataset"] = _absolute_if_file(cfg.dataset)
     raw["policy"] = policy.name if policy is not None else resolve_policy_name(cfg.policy)
     raw["oracle"] = oracle_name(cfg.oracle)
     preset = PRESETS[raw["policy"]].settings if raw["policy"] in PRESETS else {}
@@ -50,6 +52,12 @@ def resolve(cfg: RunConfig, policy: Policy | None = None, acquisition: Acquisiti
         raw["acquisition_options"] = acquisition_defaults(cfg.acquisition, cfg.acquisition_options)
     raw["resolved"] = True
     return RunConfig.from_dict(raw).validate()
+
+
+def _absolute_if_file(dataset: str) -> str:
+    """A dataset given as a file is recorded by its absolute path, so the run opens from anywhere."""
+    path = Path(dataset).expanduser()
+    return str(path.resolve()) if path.suffix and path.exists() else dataset
 
 
 def unresolved_fields(cfg: RunConfig) -> list[str]:

@@ -29,13 +29,13 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 from torch import nn
 
-from calkit.answers import IngestResult, class_index, ingest, write_query
+from calkit.answers import IngestResult, annotator_problem, class_index, ingest, write_query
 from calkit.config import RunConfig, plan_rounds
 from calkit.data import Dataset
 from calkit.errors import ConfigError, LabelError
 from calkit.ledger import ANONYMOUS, LabelFact, Ledger, SubmitResult
-from calkit.loop import ActiveLoop, RunDirectory, RunStatus, open_parts, run_status
-from calkit.oracle import SIMULATED
+from calkit.loop import ActiveLoop, RunDirectory, RunStatus, object_disagrees, open_parts, run_status
+from calkit.policies import PolicyOptions
 from calkit.progress import Progress
 
 ModelArg = str | nn.Module | Callable[[], nn.Module] | None
@@ -120,6 +120,11 @@ class Run:
         """
         components = _components(policy, acquisition, model)
         run_dir, cfg, ledger, data = open_parts(path, dataset, components.get("policy"), components.get("acquisition"))
+        differ = object_disagrees(components["policy"], cfg) if "policy" in components else []
+        if differ:
+            ledger.close()
+            raise ConfigError(f"the policy object differs from the one {run_dir.path} was created with "
+                              f"({'; '.join(differ)}); a run keeps its settings")
         return cls(run_dir, cfg, data, ledger, components, progress)
 
     def close(self) -> None:
@@ -228,6 +233,10 @@ class Run:
         """Settle items of the open query by decision (a lead resolving disputed items): the
         decision overrides the majority; every answer stays in the ledger."""
         who = _annotator(decided_by)
+        if not isinstance(labels, Mapping):
+            raise LabelError({"labels": f"must map item ids to classes, got {type(labels).__name__}"})
+        if not isinstance(reason, str) or not reason.strip():
+            raise LabelError({"reason": "a decision needs its reason, as text"})
         decisions, problems = {}, {}
         for item_id, value in labels.items():
             index, why = class_index(value, self.class_names)
@@ -259,6 +268,7 @@ class Run:
         """
         status = self.status()
         if status.complete or (status.state == "awaiting_labels" and self.config.oracle == "people"):
+            self._dir.publish_metrics(self._ledger.metrics())  # in case a crash came between the two writes
             return status
         with _training_lock(self.path, wait=LOCK_WAIT_S) as held:
             if held:
@@ -291,6 +301,11 @@ def _configure(
         if value is not None:
             raw[key] = value if isinstance(value, str) else _name_of(value, key)
     if policy is not None and not isinstance(policy, str):
+        beside = sorted(k for k in (*POLICY_OPTION_FIELDS, "policy_settings")
+                        if raw.get(k) is not None and not (k == "mir_sampling" and raw[k] is False))
+        if beside:
+            raise ConfigError(f"with a policy object, its settings go in the object (its options), not beside it: "
+                              f"{', '.join(beside)}")
         _object_options(raw, policy)
     if isinstance(model, str):
         raw["model"] = model
@@ -300,6 +315,10 @@ def _configure(
 
 
 def _components(policy: object, acquisition: object, model: ModelArg) -> dict:
+    for kind, value in (("policy", policy), ("acquisition", acquisition)):
+        if isinstance(value, type):
+            raise ConfigError(f"{kind}= takes a name or an instance, got the class {value.__name__}; pass "
+                              f"{value.__name__}() (or register the class and pass its name)")
     out: dict = {}
     if policy is not None and not isinstance(policy, str):
         out["policy"] = policy
@@ -352,11 +371,19 @@ def _require_registered(kind: str, name: str, path: Path) -> None:
     from calkit.acquisition import ACQUISITIONS
     from calkit.policies import resolve_policy_name
 
+    from calkit.policies import POLICIES
+
     try:
         resolve_policy_name(name) if kind == "policy" else ACQUISITIONS.lookup(name)
     except ConfigError:
-        raise ConfigError(f"{path} was created with a {kind} object named {name!r}; to train it, pass it again: "
-                          f"Run.open(path, {kind}=...)") from None
+        broken = (POLICIES if kind == "policy" else ACQUISITIONS).broken(name)
+        if broken:
+            raise ConfigError(f"{path} trains with the {kind} {name!r}, but {broken}") from None
+        raise ConfigError(f"{path} was created with a {kind} {name!r} that is neither built in nor registered: "
+                          f"install or register it, or pass the object: Run.open(path, {kind}=...)") from None
+
+
+POLICY_OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(PolicyOptions))
 
 
 def _object_options(raw: dict, policy: object) -> None:
@@ -372,15 +399,13 @@ def _object_options(raw: dict, policy: object) -> None:
 
 
 def _annotator(name: object) -> str:
-    """An annotator's name: non-empty printable text up to 200 characters, not the simulator's."""
-    if not isinstance(name, str) or not name.strip():
-        raise LabelError({"annotator": f"must be a non-empty name, got {name!r}"})
-    name = name.strip()
-    if len(name) > 200 or not name.isprintable():
-        raise LabelError({"annotator": "must be printable text of at most 200 characters"})
-    if name == SIMULATED:
-        raise LabelError({"annotator": f"{SIMULATED!r} is the simulated oracle's name"})
-    return name
+    """An annotator's name, checked as every channel checks it (calkit.answers.annotator_problem)."""
+    if not isinstance(name, str):
+        raise LabelError({"annotator": f"an annotator needs a non-empty name, got {name!r}"})
+    why_not = annotator_problem(name)
+    if why_not:
+        raise LabelError({"annotator": why_not})
+    return name.strip()
 
 
 def _is_int(value: object) -> bool:
@@ -421,5 +446,13 @@ def _training_lock(path: Path, wait: float = 0.0) -> Iterator[bool]:
 
 
 def _training_lock_held(path: Path) -> bool:
-    with _training_lock(path) as held:
-        return not held
+    """Whether a process holds the training lock. The probe takes a shared lock, which another
+    probe does not block, so two processes asking never see each other as training."""
+    fd = os.open(_lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the shared lock
+    return False
