@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from pathlib import Path
 
 import torch
@@ -55,7 +56,7 @@ def prune_checkpoints(directory: Path, keep_round: int) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # a writer's own
     with open(tmp, "w") as fh:
         fh.write(text)
         fh.flush()

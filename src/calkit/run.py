@@ -267,12 +267,14 @@ class Run:
         run goes to the end. Safe to call from several processes: each round trains once.
         """
         status = self.status()
-        if status.complete or (status.state == "awaiting_labels" and self.config.oracle == "people"):
-            self._dir.publish_metrics(self._ledger.metrics())  # in case a crash came between the two writes
-            return status
-        with _training_lock(self.path, wait=LOCK_WAIT_S) as held:
-            if held:
+        nothing_to_train = status.complete or (status.state == "awaiting_labels" and self.config.oracle == "people")
+        with _training_lock(self.path, wait=0.0 if nothing_to_train else LOCK_WAIT_S) as held:
+            if held and nothing_to_train:  # only the lock's holder writes files
+                self._dir.publish_metrics(self._ledger.metrics())  # in case a crash came between two writes
+            elif held:
                 return self._training().run()
+        if nothing_to_train:
+            return status
         return self.status()  # another process holds the lock: training, or only checking for labels
 
     def status(self) -> RunStatus:
