@@ -238,18 +238,25 @@ def test_a_run_made_before_a_change_of_defaults_keeps_its_own_values(tmp_path, m
     fresh.close()
 
 
-def test_resume_refuses_a_legacy_run_whose_defaults_changed(tmp_path, monkeypatch):
-    """A config.yaml from calkit 0.2 left defaults unset: they resolve with this calkit's values,
-    so resume checks them against the rules its rounds recorded; config.yaml pins them."""
+def _legacy_cal_run_two_rounds_in(path) -> dict:
+    """A cal run of three rounds stopped after two, made to look as calkit 0.2 wrote it; returns
+    its (unresolved) settings."""
     cfg = RunConfig(dataset="blobs", model="mlp:16", policy="cal", initial=20, round_size=10, rounds=3, lr=0.01,
                     batch_size=8)
-    part = ActiveLoop.create(tmp_path / "r", cfg, dataset=make_blobs())
+    part = ActiveLoop.create(path, cfg, dataset=make_blobs())
     part.plan = part.plan[:2]
     part.run()
     part.close()
-    config = tmp_path / "r" / "config.yaml"
     legacy = {**cfg.to_dict(), "resolved": False}
-    make_legacy(tmp_path / "r", legacy)
+    make_legacy(path, legacy)
+    return legacy
+
+
+def test_resume_refuses_a_legacy_run_whose_defaults_changed(tmp_path, monkeypatch):
+    """A config.yaml from calkit 0.2 left defaults unset: they resolve with this calkit's values,
+    so resume checks them against the rules its rounds recorded; config.yaml pins them."""
+    legacy = _legacy_cal_run_two_rounds_in(tmp_path / "r")
+    config = tmp_path / "r" / "config.yaml"
     _retune_cal(monkeypatch)
     resumed = ActiveLoop.open(tmp_path / "r", dataset=make_blobs())
     with pytest.raises(ConfigError, match="trained with '2 passes.*now '3 passes"):
@@ -264,14 +271,7 @@ def test_resume_refuses_a_legacy_run_whose_defaults_changed(tmp_path, monkeypatc
 
 
 def test_a_legacy_config_may_pin_a_default_only_to_the_value_it_had(tmp_path):
-    cfg = RunConfig(dataset="blobs", model="mlp:16", policy="cal", initial=20, round_size=10, rounds=3, lr=0.01,
-                    batch_size=8)
-    part = ActiveLoop.create(tmp_path / "r", cfg, dataset=make_blobs())
-    part.plan = part.plan[:2]
-    part.run()
-    part.close()
-    legacy = {**cfg.to_dict(), "resolved": False}
-    make_legacy(tmp_path / "r", legacy)
+    legacy = _legacy_cal_run_two_rounds_in(tmp_path / "r")
     config = tmp_path / "r" / "config.yaml"
     config.write_text(yaml.safe_dump({**legacy, "alpha": 5.0}, sort_keys=False))
     with pytest.raises(ConfigError, match="alpha: 0.5 at creation, 5.0 now"):
