@@ -55,9 +55,12 @@ def resolve(cfg: RunConfig, policy: Policy | None = None, acquisition: Acquisiti
 
 
 def _absolute_if_file(dataset: str) -> str:
-    """A dataset given as a file is recorded by its absolute path, so the run opens from anywhere."""
+    """A dataset given as a file or folder is recorded by its absolute path, so the run opens
+    from anywhere (a built-in name stays a name, whatever the current folder holds)."""
+    from calkit.data.loaders import canonical_name
+
     path = Path(dataset).expanduser()
-    return str(path.resolve()) if path.suffix and path.exists() else dataset
+    return str(path.resolve()) if canonical_name(dataset) is None and path.exists() else dataset
 
 
 def unresolved_fields(cfg: RunConfig) -> list[str]:

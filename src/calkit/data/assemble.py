@@ -56,6 +56,7 @@ def carve_validation(ds: Dataset, fraction: float) -> Dataset:
     return dataclasses.replace(
         ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep], ids=ds.ids[keep],
         texts=None if ds.texts is None else tuple(ds.texts[i] for i in keep),
+        files=None if ds.files is None else tuple(ds.files[i] for i in keep),
         x_val=ds.x_train[val], y_val=ds.y_train[val],
     )
 
@@ -81,6 +82,7 @@ def _build(
     y_val: np.ndarray | None = None,
     *,
     texts: Sequence[str] | None = None,
+    files: Sequence[str] | None = None,
 ) -> Dataset:
     """The Dataset of a pool (with its ``texts``, if any) and the splits the data brings; a labeled
     pool without a test split gets one from :func:`split_off_test`."""
@@ -90,8 +92,10 @@ def _build(
             x_test, y_test = x[test], y[test]
             x, y, ids = x[pool], y[pool], ids[pool]
             texts = None if texts is None else [texts[i] for i in pool]
+            files = None if files is None else [files[i] for i in pool]
     return Dataset(name=name, x_train=x, y_train=y, class_names=class_names, ids=ids, x_test=x_test, y_test=y_test,
-                   x_val=x_val, y_val=y_val, texts=None if texts is None else tuple(texts))
+                   x_val=x_val, y_val=y_val, texts=None if texts is None else tuple(texts),
+                   files=None if files is None else tuple(files))
 
 
 def _check_finite_rows(where: str, key: str, x: np.ndarray) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +34,7 @@ class Dataset:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     texts: tuple[str, ...] | None = field(default=None, repr=False)
+    files: tuple[str, ...] | None = field(default=None, repr=False)  #: an image file per pool item, for display
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
 
@@ -89,11 +91,13 @@ class Dataset:
             object.__setattr__(self, "_id_index", cached)
         return cached
 
-    def display(self, item_id: int) -> str | np.ndarray:
-        """What a person is shown for one pool item: its text, else its features (an image is
-        ``(C, H, W)``, a table row a vector)."""
+    def display(self, item_id: int) -> str | Path | np.ndarray:
+        """What a person is shown for one pool item: its text, its image file, else its features
+        (an image is ``(C, H, W)``, a table row a vector)."""
         pos = int(self.positions(np.array([item_id]))[0])
-        return self.texts[pos] if self.texts is not None else self.x_train[pos]
+        if self.texts is not None:
+            return self.texts[pos]
+        return Path(self.files[pos]) if self.files is not None else self.x_train[pos]
 
     def fingerprint(self) -> str:
         """A short hash of the data, stored in a run so `resume` refuses other data."""
@@ -136,6 +140,8 @@ def validate_dataset(ds: Dataset) -> None:
         _check_split(ds, split, xs, ys)
     if ds.texts is not None and len(ds.texts) != x.shape[0]:
         raise DataError(f"{ds.name}: {len(ds.texts)} texts for {x.shape[0]} pool items")
+    if ds.files is not None and len(ds.files) != x.shape[0]:
+        raise DataError(f"{ds.name}: {len(ds.files)} files for {x.shape[0]} pool items")
 
 
 def _check_split(ds: Dataset, split: str, x: np.ndarray | None, y: np.ndarray | None) -> None:

@@ -120,6 +120,11 @@ def _load_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
 
             return load_external(name, test_fraction)
         return _load_fashion_mnist(data_dir)
+    folder = _image_folder(Path(name_or_path), data_dir)
+    if folder is not None:
+        from calkit.data.image_folder import load_image_folder
+
+        return load_image_folder(folder, test_fraction)
     path = _resolve_path(Path(name_or_path), data_dir)
     suffix = path.suffix.lower()
     if suffix == ".npz":
@@ -146,6 +151,16 @@ def _check_fraction(fraction: float, name: str = "test_fraction") -> None:
         raise DataError(f"{name} must be a number in [0, 1), got {fraction!r}")
 
 
+def _image_folder(path: Path, data_dir: str | os.PathLike | None) -> Path | None:
+    """The folder of images ``path`` names (directly or under ``data_dir``), if it is one."""
+    from calkit.data.image_folder import is_image_folder
+
+    for candidate in [path] + ([Path(data_dir) / path] if data_dir is not None and not path.is_absolute() else []):
+        if candidate.is_dir() and is_image_folder(candidate):
+            return candidate
+    return None
+
+
 def _resolve_path(path: Path, data_dir: str | os.PathLike | None) -> Path:
     """The file to read, or a DataError saying what is wrong with the argument."""
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -153,7 +168,7 @@ def _resolve_path(path: Path, data_dir: str | os.PathLike | None) -> Path:
         aliases = ", ".join(a for a in _ALIASES if a not in BUILTIN_DATASETS)
         raise DataError(
             f"unknown dataset {os.fspath(path)!r}: not a builtin dataset ({builtins}; aliases: {aliases}) "
-            f"and not a file with a supported suffix ({', '.join(SUPPORTED_SUFFIXES)})"
+            f"and not a file with a supported suffix ({', '.join(SUPPORTED_SUFFIXES)}) or a folder of images"
         )
     candidates = [path]
     if data_dir is not None and not path.is_absolute():

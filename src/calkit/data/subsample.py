@@ -27,4 +27,5 @@ def subsample_pool(ds: Dataset, size: int) -> Dataset:
         y_train=None if ds.y_train is None else ds.y_train[keep],
         ids=ds.ids[keep],
         texts=None if ds.texts is None else tuple(ds.texts[i] for i in keep),
+        files=None if ds.files is None else tuple(ds.files[i] for i in keep),
     )
