@@ -187,7 +187,7 @@ def class_index(value: object, class_names: Sequence[str]) -> tuple[int | None, 
     text = str(value).strip()
     if text in class_names:
         return list(class_names).index(text), None
-    numeric_names = any(_as_number(name) is not None for name in class_names)
+    numeric_names = has_numeric_names(class_names)
     index = None if isinstance(value, bool) else _as_int(value)
     if index is not None and numeric_names:
         return None, f"class {value!r} is not one of {list(class_names)} (these names are numbers: give the name)"
@@ -196,6 +196,11 @@ def class_index(value: object, class_names: Sequence[str]) -> tuple[int | None, 
     if index is None:
         return None, f"class {value!r} is not one of {list(class_names)} or an index of them"
     return index, None
+
+
+def has_numeric_names(class_names: Sequence[str]) -> bool:
+    """Whether some class is named by a number, which makes indices ambiguous."""
+    return any(_as_number(name) is not None for name in class_names)
 
 
 def _as_number(text: str) -> float | None:

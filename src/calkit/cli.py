@@ -123,7 +123,7 @@ BOOLEAN_FLAGS = (
 
 
 #: Extensions whose own settings become flags: (RunConfig field naming the chosen one, field
-#: holding its settings, registry loader).
+#: holding its settings).
 EXTENSION_KINDS = (("policy", "policy_settings"), ("acquisition", "acquisition_options"))
 
 
@@ -420,6 +420,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
+    from calkit.answers import has_numeric_names
     from calkit.run import Run
 
     with Run.open(args.run_dir) as run:
@@ -428,9 +429,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             why = {"complete": "the run is complete"}.get(status.state, f"round {status.round}'s labels are complete")
             raise CalkitError(f"no query is pending: {why}; see `calkit status {args.run_dir}`")
         csv_path, jsonl_path, n = run.write_query(args.out_dir, args.overwrite)
-    numeric = any(name.replace(".", "", 1).lstrip("-").isdigit() for name in classes)
-    print(f"{n} items await labels (classes, {'by name' if numeric else 'by name or index from 0'}: "
-          f"{', '.join(classes)}).")
+    how = "by name" if has_numeric_names(classes) else "by name or index from 0"
+    print(f"{n} items await labels (classes, {how}: {', '.join(classes)}).")
     print(f"fill in the label column of {csv_path}\n(or answer {jsonl_path} line by line),")
     print(f"then run: calkit ingest {args.run_dir} {csv_path}")
     return 0

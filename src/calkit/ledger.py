@@ -38,7 +38,6 @@ SCHEMA_VERSION = 2
 ANONYMOUS = "anonymous"
 #: Seconds a writer waits for another's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
-ROUND_STATES = ("open", "closed", "trained")
 #: Who decided the adjudications written when a calkit 0.2 ledger is upgraded.
 UPGRADE = "calkit-0.2-upgrade"
 

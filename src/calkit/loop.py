@@ -313,7 +313,7 @@ def open_parts(
     ledger = Ledger.open(run_dir.ledger)
     try:
         cfg = resolve(written, policy, acquisition)
-        check_config_unchanged(run_dir, written, ledger, policy, acquisition)
+        check_config_unchanged(run_dir, written, cfg, ledger, policy, acquisition)
         dataset = dataset or dataset_for(cfg)
         if dataset.fingerprint() != ledger.meta("dataset_fingerprint"):
             raise LedgerError(f"the data of {cfg.dataset!r} differs from the data this run started with")
@@ -339,8 +339,8 @@ PINNABLE = frozenset({"epochs", "train_accuracy", "new_accuracy", "max_epochs", 
                       "later_lr_factor", "initial_accuracy", "initial_max_epochs"})
 
 
-def check_config_unchanged(run_dir: RunDirectory, written: RunConfig, ledger: Ledger, policy: Policy | None = None,
-                           acquisition: Acquisition | None = None) -> None:
+def check_config_unchanged(run_dir: RunDirectory, written: RunConfig, cfg: RunConfig, ledger: Ledger,
+                           policy: Policy | None = None, acquisition: Acquisition | None = None) -> None:
     """Refuse a config.yaml edited since the run was created (the ledger keeps the original).
 
     Both are compared resolved. A calkit 0.2 config left defaults unset, which resolve with this
@@ -355,7 +355,7 @@ def check_config_unchanged(run_dir: RunDirectory, written: RunConfig, ledger: Le
     if as_created.resolved != written.resolved:
         raise ConfigError(f"{run_dir.config} says resolved: {str(written.resolved).lower()}, but the run was created "
                           f"{'with' if not written.resolved else 'without'} its defaults written out; put it back")
-    now = resolve(written, policy, acquisition).to_dict()
+    now = cfg.to_dict()
     pinned = set() if as_created.resolved else {k for k in PINNABLE if getattr(as_created, k) is None}
     changed = [k for k in now if k not in CHANGEABLE | pinned and now[k] != original[k]]
     if changed:

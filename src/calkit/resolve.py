@@ -63,11 +63,6 @@ def _absolute_if_file(dataset: str) -> str:
     return str(path.resolve()) if canonical_name(dataset) is None and path.exists() else dataset
 
 
-def unresolved_fields(cfg: RunConfig) -> list[str]:
-    """Settings still unset after resolution: each means something fixed (documented on the field)."""
-    return [f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) is None]
-
-
 def _fill(raw: dict, values: dict) -> None:
     for key, value in values.items():
         if raw.get(key) is None:

@@ -214,9 +214,27 @@ class Run:
         reads the majority, and a tie is disputed until more answers (or :meth:`resolve`) settle it.
         """
         who = _annotator(annotator)
+        classes, problems = self._class_indices(labels)
+        facts = [LabelFact(item_id, index, source="api", annotator=who, guideline_version=guideline_version)
+                 for item_id, index in classes.items()]
+        return self._ledger.submit(facts, n_classes=len(self.class_names), problems=problems)
+
+    def resolve(self, labels: Mapping[int, int | str], decided_by: str, reason: str) -> None:
+        """Settle items of the open query by decision (a lead resolving disputed items): the
+        decision overrides the majority; every answer stays in the ledger."""
+        who = _annotator(decided_by)
+        if not isinstance(reason, str) or not reason.strip():
+            raise LabelError({"reason": "a decision needs its reason, as text"})
+        decisions, problems = self._class_indices(labels)
+        if problems:
+            raise LabelError(problems)
+        self._ledger.adjudicate(decisions, who, reason)
+
+    def _class_indices(self, labels: Mapping[int, int | str]) -> tuple[dict[int, int], dict]:
+        """Item id -> class index for the good entries, and what is wrong with the others."""
         if not isinstance(labels, Mapping):
             raise LabelError({"labels": f"must map item ids to classes, got {type(labels).__name__}"})
-        facts, problems = [], {}
+        good, problems = {}, {}
         for item_id, value in labels.items():
             if not _is_int(item_id):
                 problems[item_id] = f"item id {item_id!r} is not an integer"
@@ -225,28 +243,8 @@ class Run:
             if index is None:
                 problems[int(item_id)] = why
             else:
-                facts.append(LabelFact(int(item_id), index, source="api", annotator=who,
-                                       guideline_version=guideline_version))
-        return self._ledger.submit(facts, n_classes=len(self.class_names), problems=problems)
-
-    def resolve(self, labels: Mapping[int, int | str], decided_by: str, reason: str) -> None:
-        """Settle items of the open query by decision (a lead resolving disputed items): the
-        decision overrides the majority; every answer stays in the ledger."""
-        who = _annotator(decided_by)
-        if not isinstance(labels, Mapping):
-            raise LabelError({"labels": f"must map item ids to classes, got {type(labels).__name__}"})
-        if not isinstance(reason, str) or not reason.strip():
-            raise LabelError({"reason": "a decision needs its reason, as text"})
-        decisions, problems = {}, {}
-        for item_id, value in labels.items():
-            index, why = class_index(value, self.class_names)
-            if index is None or not _is_int(item_id):
-                problems[item_id] = why or f"item id {item_id!r} is not an integer"
-            else:
-                decisions[int(item_id)] = index
-        if problems:
-            raise LabelError(problems)
-        self._ledger.adjudicate(decisions, who, str(reason))
+                good[int(item_id)] = index
+        return good, problems
 
     def ingest(self, path: str | Path, annotator: str | None = None, guideline_version: str | None = None) -> IngestResult:
         """Store the answers of a CSV or JSONL file (`calkit ingest`): all of them or none."""
