@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from calkit import __version__
+from calkit import __version__, cli_people
 from calkit.errors import CalkitError
 
 if TYPE_CHECKING:
@@ -119,6 +119,8 @@ BOOLEAN_FLAGS = (
     ("mir-sampling", "mir: sample replay by softmax of interference instead of top-k [off]"),
     ("lr-scaling", "continual policies: scale the learning rate by (m + m')/m in rounds that replay "
      "[cal: on; others off]"),
+    ("lookahead", "open each round's query as soon as the round before it has its labels, chosen by the newest "
+     "trained model, so people label while that round trains (from round 2) [off]"),
 )
 
 
@@ -233,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(loading never downloads)")
     fetch.add_argument("names", nargs="*", metavar="NAME", help="built-in datasets, e.g. fine-foods pbmc")
     fetch.add_argument("--all", action="store_true", help="every dataset that comes from a package registry")
+    cli_people.add_commands(sub)
     return parser
 
 
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "run": cmd_run, "resume": cmd_resume, "report": cmd_report, "query": cmd_query, "ingest": cmd_ingest,
         "compare": cmd_compare, "bench": cmd_bench, "data": cmd_data,
-        "status": cmd_status,
+        "status": cmd_status, **cli_people.HANDLERS,
     }
     try:
         return handler[args.command](args)

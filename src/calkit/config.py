@@ -83,6 +83,9 @@ class RunConfig:
     acquisition_options: dict | None = None  #: the acquisition's own settings (its Options), by field name
     policy_settings: dict | None = None  #: a policy's own settings (its Options, plugins), by field name
     later_lr_factor: float | None = None  #: rounds after the initial one start from lr x this (None: 1)
+    #: open round t+1's query as soon as round t's labels are in, chosen by the model of round t-1,
+    #: so people label while round t trains (rounds 2 on; round 1 waits for the initial model)
+    lookahead: bool = False
     #: True once calkit.resolve filled in every default: a run's config.yaml is, and opens as written
     resolved: bool = False
 

@@ -19,6 +19,7 @@ recorded). At most one round is open, enforced by a partial UNIQUE index.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -276,6 +277,15 @@ class Ledger:
             raise
         conn.execute("COMMIT")
 
+    def transaction(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
+        """A write transaction for modules that keep their own tables in the run's database
+        (the labeling desk): BEGIN IMMEDIATE, committed on success, rolled back on error."""
+        return self._write()
+
+    def snapshot(self) -> "contextlib.AbstractContextManager[sqlite3.Connection]":
+        """Several reads that see one consistent state (for modules with their own tables)."""
+        return self._snapshot()
+
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
         """Several reads that see one consistent state of the database."""
@@ -302,18 +312,20 @@ class Ledger:
         return json.loads(row[0])
 
     # -- queries and rounds ---------------------------------------------------------------
-    def add_query(self, query: Query) -> None:
+    def add_query(self, query: Query, ahead: bool = False) -> None:
         """Open round ``query.round`` with its items, atomically.
 
         Rounds open in order, one at a time: round 0 first, then each after the one before it
-        was trained. An item can be asked only once per run.
+        was trained, or (``ahead``, the lookahead setting) closed: people label the next round
+        while the previous one trains. An item can be asked only once per run.
         """
         rows = [(query.round, int(i), rank, float(s)) for rank, (i, s) in enumerate(zip(query.ids, query.scores))]
         try:
             with self._write() as conn:
                 previous = conn.execute("SELECT round, state FROM queries ORDER BY round DESC LIMIT 1").fetchone()
                 expected = 0 if previous is None else previous[0] + 1
-                if query.round != expected or (previous is not None and previous[1] != "trained"):
+                allowed = ("trained", "closed") if ahead else ("trained",)
+                if query.round != expected or (previous is not None and previous[1] not in allowed):
                     why = "no round before it" if previous is None else f"round {previous[0]} is {previous[1]}"
                     raise LedgerError(f"cannot open round {query.round}: {why}")
                 conn.execute(
@@ -422,25 +434,33 @@ class Ledger:
         found here, so the error names every bad entry.
         """
         with self._write() as conn:
-            found, plan = self._plan_facts(conn, facts, n_classes)
-            found = {**(problems or {}), **found}
-            if found:
-                raise LabelError(found)
-            added = superseded = 0
-            now = utc_now()
-            for fact, current, (rnd, acquisition, score) in plan:
-                if current == fact.label:
-                    continue
-                conn.execute(
-                    "INSERT INTO labels(item_id, annotator, revision, label, round, source, acquisition, score, "
-                    "guideline_version, model, created_at) "
-                    "SELECT ?, ?, COALESCE(MAX(revision) + 1, 0), ?, ?, ?, ?, ?, ?, ?, ? "
-                    "FROM labels WHERE item_id = ? AND annotator = ?",
-                    (fact.item_id, fact.who, fact.label, rnd, fact.source, acquisition, score,
-                     fact.guideline_version, fact.model, now, fact.item_id, fact.who),
-                )
-                added += current is None
-                superseded += current is not None
+            return self.submit_in(conn, facts, n_classes, problems)
+
+    def submit_in(
+        self, conn: sqlite3.Connection, facts: list[LabelFact], n_classes: int | None = None,
+        problems: Mapping[int, str] | None = None,
+    ) -> SubmitResult:
+        """:meth:`submit` inside a write transaction the caller holds (``transaction()``), so
+        that other writes (a lease released, a request id recorded) commit with the answers."""
+        found, plan = self._plan_facts(conn, facts, n_classes)
+        found = {**(problems or {}), **found}
+        if found:
+            raise LabelError(found)
+        added = superseded = 0
+        now = utc_now()
+        for fact, current, (rnd, acquisition, score) in plan:
+            if current == fact.label:
+                continue
+            conn.execute(
+                "INSERT INTO labels(item_id, annotator, revision, label, round, source, acquisition, score, "
+                "guideline_version, model, created_at) "
+                "SELECT ?, ?, COALESCE(MAX(revision) + 1, 0), ?, ?, ?, ?, ?, ?, ?, ? "
+                "FROM labels WHERE item_id = ? AND annotator = ?",
+                (fact.item_id, fact.who, fact.label, rnd, fact.source, acquisition, score,
+                 fact.guideline_version, fact.model, now, fact.item_id, fact.who),
+            )
+            added += current is None
+            superseded += current is not None
         return SubmitResult(added, len(facts) - added - superseded, superseded)
 
     def _plan_facts(

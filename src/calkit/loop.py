@@ -186,6 +186,8 @@ class ActiveLoop:
             labels = self.ledger.close_round(t)
             if labels is None:
                 return self.status()
+            if self.cfg.lookahead and 0 < t < len(self.plan) - 1 and self.ledger.query(t + 1) is None:
+                self._acquire(t + 1, state, ahead=True)
             self._train_round(t, query, labels, state)
         return self.status()
 
@@ -196,8 +198,12 @@ class ActiveLoop:
     def status(self) -> RunStatus:
         return run_status(self.ledger, self.plan)
 
-    def _acquire(self, t: int, state: TrainingState | None) -> Query:
-        """Choose round t's items and store the query atomically, with the compute it took."""
+    def _acquire(self, t: int, state: TrainingState | None, ahead: bool = False) -> Query:
+        """Choose round t's items and store the query atomically, with the compute it took.
+
+        ``ahead``: round t-1 is closed but not trained yet (lookahead), so the newest model,
+        the one of round t-2, chooses.
+        """
         start = time.perf_counter()
         candidates = np.setdiff1d(self.dataset.ids, self.ledger.queried_ids())
         if t == 0:
@@ -216,7 +222,7 @@ class ActiveLoop:
         cost.seconds["score"] = infer_seconds
         cost.seconds["select"] = time.perf_counter() - start - infer_seconds
         query = Query(t, name, selection.ids, selection.scores, cost.to_dict())
-        self.ledger.add_query(query)
+        self.ledger.add_query(query, ahead=ahead)
         fault_point(f"query:{t}")
         return query
 

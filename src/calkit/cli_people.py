@@ -1,0 +1,102 @@
+"""The CLI commands for people labeling together: `serve`, `worker` and `annotators`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from calkit.errors import CalkitError
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="the labeling web application for a run made with --oracle people, "
+                           "with a worker that trains between rounds")
+    serve.add_argument("run_dir", type=Path)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on [127.0.0.1: this machine only; 0.0.0.0 exposes it to the network]")
+    serve.add_argument("--port", type=int, default=8765, help="[%(default)s]")
+    serve.add_argument("--lease-seconds", type=float, default=None,
+                       help="how long an item stays with one annotator before it may go to another [300]")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not start a worker (run `calkit worker RUN` elsewhere, e.g. where the GPU is)")
+
+    worker = sub.add_parser("worker", help="train a run people label whenever a round's labels are complete "
+                            "(`serve` starts one)")
+    worker.add_argument("run_dir", type=Path)
+
+    annotators = sub.add_parser("annotators", help="who may label a run: add, list, reset, revoke")
+    commands = annotators.add_subparsers(dest="annotators_command", required=True)
+    add = commands.add_parser("add", help="make an account and print its sign-in link (shown once)")
+    add.add_argument("run_dir", type=Path)
+    add.add_argument("name")
+    add.add_argument("--role", choices=("annotator", "lead"), default="annotator", help="[%(default)s]")
+    add.add_argument("--url", help="the application's address, for the link [where `serve` last ran, else "
+                     "http://127.0.0.1:8765]")
+    listing = commands.add_parser("list", help="every account, its role and whether it is active")
+    listing.add_argument("run_dir", type=Path)
+    reset = commands.add_parser("reset", help="a new sign-in link for an account; the old one stops working")
+    reset.add_argument("run_dir", type=Path)
+    reset.add_argument("name")
+    reset.add_argument("--url")
+    revoke = commands.add_parser("revoke", help="end an account: its link and sessions stop working, its items "
+                                 "go back to the queue (its answers stay)")
+    revoke.add_argument("run_dir", type=Path)
+    revoke.add_argument("name")
+
+
+def _require_serve_extra() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+        import jinja2  # noqa: F401
+    except ImportError as exc:
+        raise CalkitError(f"the labeling application needs the serve extra ({exc.name} is missing): "
+                          "pip install 'calkit[serve]'") from exc
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _require_serve_extra()
+    from calkit.web.serve import serve
+
+    return serve(args.run_dir, host=args.host, port=args.port, worker=not args.no_worker,
+                 lease_seconds=args.lease_seconds, log=lambda line: print(line, flush=True))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from calkit.labeling.worker import work
+
+    return work(args.run_dir)
+
+
+def cmd_annotators(args: argparse.Namespace) -> int:
+    from calkit.labeling.accounts import Accounts
+    from calkit.run import Run
+    from calkit.web.serve import base_url, signin_link
+
+    with Run.open(args.run_dir) as run:
+        accounts = Accounts(run._ledger)
+        command = args.annotators_command
+        if command == "add":
+            token = accounts.add(args.name, role=args.role)
+        elif command == "reset":
+            token = accounts.reset(args.name)
+        elif command == "revoke":
+            accounts.revoke(args.name)
+            print(f"revoked {args.name}")
+            return 0
+        else:
+            rows = accounts.list()
+            if not rows:
+                print(f"no accounts yet: calkit annotators add {args.run_dir} NAME", file=sys.stderr)
+            for a in rows:
+                print(f"{a.name}\t{a.role}\t{'active' if a.active else 'revoked ' + a.revoked_at}\t{a.created_at}")
+            return 0
+        url = (args.url or base_url(run.path)).rstrip("/")
+        print(f"{args.name}'s sign-in link (shown once; anyone with it can label as {args.name}):")
+        print(signin_link(url, token))
+        print(f"for scripts: Authorization: Bearer {token}", file=sys.stderr)
+    return 0
+
+
+HANDLERS = {"serve": cmd_serve, "worker": cmd_worker, "annotators": cmd_annotators}

@@ -1,0 +1,344 @@
+"""The labeling desk: who labels which item now, and what each answer did.
+
+Every queued item is leased to one annotator at a time. A lease expires after
+``lease_seconds``; an expired lease stays its holder's until someone else is given the item, so
+a slow answer is still accepted when nobody was waiting for it. Every state-changing call
+carries a request id: the first call's response is stored in the same transaction as its
+effect, and a repeat returns it unchanged (a client retrying after a lost response changes
+nothing). An answer is acknowledged only after that transaction committed.
+
+Undo walks back through the annotator's answers in the open round: the item comes back to
+them (leased, flagged as an undo) showing their answer, and a new answer supersedes it; the
+earlier one stays in the ledger. While such a lease lives the worker does not close the round.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+
+from calkit.answers import class_index
+from calkit.errors import CalkitError, LabelError
+from calkit.labeling.schema import ensure_desk_tables
+from calkit.ledger import LabelFact, utc_now
+
+#: Seconds an item stays leased to one annotator before it may go to another.
+DEFAULT_LEASE_SECONDS = 300
+#: Longest skip reason or question, in characters.
+MAX_TEXT = 2000
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+#: The source recorded with answers given at the desk (files say "file", the API "api").
+SOURCE = "desk"
+
+
+class Refused(CalkitError):
+    """A request the desk turns down, changing nothing: ``status`` is the HTTP status a web
+    layer should answer with, ``code`` a stable word for scripts."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+    def to_dict(self) -> dict:
+        return {"error": self.code, "message": self.message, **({"details": self.details} if self.details else {})}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """An item leased to an annotator: show it, then answer, skip or let it expire."""
+
+    item_id: int
+    round: int
+    rank: int
+    expires_at: float
+    undo: bool = False
+    your_answer: int | None = None  #: on an undo: the answer being taken back
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far labeling is: the open round, the whole budget, and one annotator's share."""
+
+    round: int | None
+    round_size: int
+    round_settled: int
+    budget: int
+    labeled: int
+    yours_total: int
+    yours_round: int
+    leased: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Desk:
+    """Leases, answers, skips, undo and questions for one run (a :class:`calkit.Run`)."""
+
+    def __init__(self, run, lease_seconds: float = DEFAULT_LEASE_SECONDS, clock=time.time):
+        self.run = run
+        self.ledger = run._ledger
+        self.lease_seconds = float(lease_seconds)
+        self.clock = clock
+        ensure_desk_tables(self.ledger)
+
+    # -- leasing -------------------------------------------------------------------------------
+    def next(self, annotator: str) -> Lease | None:
+        """The item this annotator should label now, leased to them; None when there is none
+        for them (see :meth:`why_none`). Asking again returns the same item while it is theirs."""
+        now = self.clock()
+        with self.ledger.transaction() as conn:
+            round_index = _open_round(conn)
+            if round_index is None:
+                return None
+            mine = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1", (annotator,)).fetchone()
+            if mine is not None:
+                return self._lease_row(conn, mine[0], annotator)
+            row = conn.execute(_NEXT_ITEM, (round_index, annotator, annotator, now, annotator, annotator)).fetchone()
+            conn.execute("DELETE FROM leases WHERE annotator = ? AND (? IS NULL OR item_id != ?)",
+                         (annotator, None if row is None else row[0], None if row is None else row[0]))
+            if row is None:
+                return None
+            item_id, rank = row
+            conn.execute(
+                "INSERT INTO leases(item_id, annotator, round, undo, leased_at, expires_at) VALUES (?, ?, ?, 0, ?, ?) "
+                "ON CONFLICT(item_id) DO UPDATE SET annotator = excluded.annotator, round = excluded.round, undo = 0, "
+                "leased_at = excluded.leased_at, expires_at = excluded.expires_at",
+                (item_id, annotator, round_index, now, now + self.lease_seconds))
+            return Lease(int(item_id), round_index, int(rank), now + self.lease_seconds)
+
+    def why_none(self, annotator: str) -> str:
+        """Why :meth:`next` has nothing for this annotator, in words for the screen."""
+        status = self.run.status()
+        if status.complete:
+            return "The run is complete: every round is labeled and trained."
+        with self.ledger.snapshot() as conn:
+            round_index = _open_round(conn)
+            if round_index is None:
+                return f"Round {status.round} is training; its next items come when it is done."
+            left = conn.execute(_UNSETTLED, (round_index,)).fetchone()[0]
+            leased = conn.execute("SELECT COUNT(*) FROM leases WHERE round = ? AND annotator != ? AND expires_at >= ?",
+                                  (round_index, annotator, self.clock())).fetchone()[0]
+        if left == 0:
+            return f"Round {round_index} has all its labels; the model trains on them next."
+        if leased:
+            return (f"The {left} items left in round {round_index} are with other annotators or were skipped by you; "
+                    "an item comes back here if its lease expires.")
+        return (f"You answered or skipped every item left in round {round_index} ({left} still need an answer "
+                "from someone else, or the lead's decision).")
+
+    # -- answers ---------------------------------------------------------------------------------
+    def submit(self, annotator: str, item_id: object, label: object, request_id: object,
+               guideline_version: str | None = None) -> dict:
+        """Answer a leased item; returns what was stored (repeated request ids return the first answer)."""
+        key = _request_id(request_id)
+        item = _item_id(item_id)
+        with self.ledger.transaction() as conn:
+            done = _replayed(conn, annotator, key)
+            if done is not None:
+                return done
+            self._require_lease(conn, annotator, item)
+            index, why = class_index(label, self.run.class_names)
+            if index is None:
+                raise Refused(422, "bad_label", why or f"unknown class {label!r}")
+            fact = LabelFact(item, index, source=SOURCE, annotator=annotator, guideline_version=guideline_version)
+            try:
+                result = self.ledger.submit_in(conn, [fact], n_classes=len(self.run.class_names))
+            except LabelError as exc:
+                raise Refused(409, "not_accepted", "; ".join(str(v) for v in exc.problems.values()),
+                              {str(k): v for k, v in exc.problems.items()}) from exc
+            conn.execute("DELETE FROM leases WHERE item_id = ?", (item,))
+            effect = "added" if result.added else "superseded" if result.superseded else "unchanged"
+            response = {"item_id": item, "label": self.run.class_names[index], "label_index": index,
+                        "round": _round_of(conn, item), "stored": effect, "committed": True}
+            _remember(conn, annotator, key, response)
+        return response
+
+    def skip(self, annotator: str, item_id: object, reason: object, request_id: object) -> dict:
+        """Pass on a leased item, with a reason; it goes to someone else, and the lead sees the reason."""
+        key = _request_id(request_id)
+        item = _item_id(item_id)
+        why = _text(reason, "reason")
+        with self.ledger.transaction() as conn:
+            done = _replayed(conn, annotator, key)
+            if done is not None:
+                return done
+            lease = self._require_lease(conn, annotator, item)
+            conn.execute("INSERT INTO skips(item_id, annotator, round, reason, created_at) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT(item_id, annotator) DO UPDATE SET reason = excluded.reason",
+                         (item, annotator, lease[0], why, utc_now()))
+            conn.execute("DELETE FROM leases WHERE item_id = ?", (item,))
+            response = {"item_id": item, "skipped": True, "reason": why}
+            _remember(conn, annotator, key, response)
+        return response
+
+    def undo(self, annotator: str, request_id: object) -> Lease:
+        """Bring back the annotator's previous answer in the open round (again: the one before)."""
+        key = _request_id(request_id)
+        now = self.clock()
+        with self.ledger.transaction() as conn:
+            done = _replayed(conn, annotator, key)
+            if done is not None:
+                return Lease(**done)
+            round_index = _open_round(conn)
+            if round_index is None:
+                raise Refused(409, "nothing_to_undo", "no round is open: answers of a closed round cannot change")
+            held = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1", (annotator,)).fetchone()
+            before = _first_answer_id(conn, held[0], annotator) if held else None
+            row = conn.execute(
+                "SELECT f.item_id, f.first_id FROM (SELECT item_id, MIN(label_id) AS first_id FROM labels "
+                "WHERE annotator = ? AND round = ? GROUP BY item_id) f WHERE (? IS NULL OR f.first_id < ?) "
+                "ORDER BY f.first_id DESC LIMIT 1", (annotator, round_index, before, before)).fetchone()
+            if row is None:
+                raise Refused(409, "nothing_to_undo", "you have no earlier answer in the open round")
+            item = int(row[0])
+            other = conn.execute("SELECT annotator FROM leases WHERE item_id = ? AND annotator != ? AND expires_at >= ?",
+                                 (item, annotator, now)).fetchone()
+            if other is not None:
+                raise Refused(409, "leased_to_another", f"item {item} is being labeled by someone else right now")
+            conn.execute("DELETE FROM leases WHERE annotator = ?", (annotator,))
+            conn.execute("INSERT INTO leases(item_id, annotator, round, undo, leased_at, expires_at) "
+                         "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(item_id) DO UPDATE SET annotator = excluded.annotator, "
+                         "undo = 1, leased_at = excluded.leased_at, expires_at = excluded.expires_at",
+                         (item, annotator, round_index, now, now + self.lease_seconds))
+            lease = self._lease_row(conn, item, annotator)
+            _remember(conn, annotator, key, asdict(lease))
+        return lease
+
+    def ask(self, annotator: str, item_id: object, text: object, request_id: object) -> dict:
+        """Ask a question about an item; it goes to the lead's question log."""
+        key = _request_id(request_id)
+        item = _item_id(item_id)
+        question = _text(text, "question")
+        with self.ledger.transaction() as conn:
+            done = _replayed(conn, annotator, key)
+            if done is not None:
+                return done
+            row = conn.execute("SELECT round FROM query_items WHERE item_id = ?", (item,)).fetchone()
+            if row is None:
+                raise Refused(404, "unknown_item", f"item {item} was never asked in this run")
+            cur = conn.execute("INSERT INTO questions(item_id, annotator, round, text, created_at) VALUES (?, ?, ?, ?, ?)",
+                               (item, annotator, row[0], question, utc_now()))
+            response = {"question_id": cur.lastrowid, "item_id": item, "text": question}
+            _remember(conn, annotator, key, response)
+        return response
+
+    def release(self, annotator: str) -> None:
+        """Give back whatever the annotator holds (signing out, closing the tab)."""
+        with self.ledger.transaction() as conn:
+            conn.execute("DELETE FROM leases WHERE annotator = ?", (annotator,))
+
+    # -- reading ----------------------------------------------------------------------------------
+    def progress(self, annotator: str | None = None) -> Progress:
+        with self.ledger.snapshot() as conn:
+            round_index = _open_round(conn)
+            size = settled = yours_round = 0
+            if round_index is not None:
+                size = conn.execute("SELECT COUNT(*) FROM query_items WHERE round = ?", (round_index,)).fetchone()[0]
+                settled = size - conn.execute(_UNSETTLED, (round_index,)).fetchone()[0]
+                yours_round = conn.execute("SELECT COUNT(*) FROM current_answers WHERE annotator = ? AND round = ?",
+                                           (annotator, round_index)).fetchone()[0]
+            labeled = conn.execute("SELECT COUNT(*) FROM adjudicated_labels WHERE label IS NOT NULL AND NOT disputed"
+                                   ).fetchone()[0]
+            yours = conn.execute("SELECT COUNT(*) FROM current_answers WHERE annotator = ?", (annotator,)).fetchone()[0]
+            leased = conn.execute("SELECT COUNT(*) FROM leases WHERE expires_at >= ?", (self.clock(),)).fetchone()[0]
+        return Progress(round_index, size, settled, sum(self.run.plan), labeled, yours, yours_round, leased)
+
+    def live_undo_leases(self) -> int:
+        """Undo leases still running: the worker leaves the round open while there are any."""
+        return self.ledger._conn.execute("SELECT COUNT(*) FROM leases WHERE undo = 1 AND expires_at >= ?",
+                                         (self.clock(),)).fetchone()[0]
+
+    def item_round(self, item_id: int) -> int | None:
+        row = self.ledger._conn.execute("SELECT round FROM query_items WHERE item_id = ?", (int(item_id),)).fetchone()
+        return None if row is None else int(row[0])
+
+    def holder(self, item_id: int) -> str | None:
+        row = self.ledger._conn.execute("SELECT annotator FROM leases WHERE item_id = ?", (int(item_id),)).fetchone()
+        return None if row is None else row[0]
+
+    def _require_lease(self, conn: sqlite3.Connection, annotator: str, item: int) -> tuple:
+        if conn.execute("SELECT 1 FROM items WHERE item_id = ?", (item,)).fetchone() is None:
+            raise Refused(404, "unknown_item", f"item {item} is not in this run's pool")
+        lease = conn.execute("SELECT round, annotator FROM leases WHERE item_id = ?", (item,)).fetchone()
+        if lease is None or lease[1] != annotator:
+            raise Refused(409, "not_leased", f"item {item} is not leased to you (a lease lasts "
+                          f"{self.lease_seconds:g} s and then may go to someone else); ask for the next item")
+        return lease
+
+    def _lease_row(self, conn: sqlite3.Connection, item: int, annotator: str) -> Lease:
+        row = conn.execute("SELECT l.round, q.rank, l.expires_at, l.undo FROM leases l JOIN query_items q "
+                           "USING (item_id) WHERE l.item_id = ?", (item,)).fetchone()
+        answer = conn.execute("SELECT label FROM current_answers WHERE item_id = ? AND annotator = ?",
+                              (item, annotator)).fetchone()
+        return Lease(int(item), int(row[0]), int(row[1]), float(row[2]), bool(row[3]),
+                     None if answer is None else int(answer[0]))
+
+
+# -- SQL and small helpers -----------------------------------------------------------------------
+#: The first item of the open round, in rank order, that still needs an answer, that this
+#: annotator has neither answered nor skipped, and that nobody else holds a live lease on
+#: (the annotator's own lease first, so asking again returns the same item).
+_NEXT_ITEM = """
+SELECT q.item_id, q.rank FROM query_items q
+LEFT JOIN adjudicated_labels a ON a.item_id = q.item_id AND NOT a.disputed
+LEFT JOIN leases l ON l.item_id = q.item_id
+WHERE q.round = ? AND a.item_id IS NULL
+  AND NOT EXISTS (SELECT 1 FROM labels c WHERE c.item_id = q.item_id AND c.annotator = ?)
+  AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = q.item_id AND s.annotator = ?)
+  AND (l.item_id IS NULL OR l.expires_at < ? OR l.annotator = ?)
+ORDER BY COALESCE(l.annotator = ?, 0) DESC, q.rank
+LIMIT 1
+"""
+
+_UNSETTLED = """
+SELECT COUNT(*) FROM query_items q LEFT JOIN adjudicated_labels a ON a.item_id = q.item_id AND NOT a.disputed
+WHERE q.round = ? AND a.item_id IS NULL
+"""
+
+
+def _open_round(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
+    return None if row is None else int(row[0])
+
+
+def _round_of(conn: sqlite3.Connection, item: int) -> int:
+    return int(conn.execute("SELECT round FROM query_items WHERE item_id = ?", (item,)).fetchone()[0])
+
+
+def _first_answer_id(conn: sqlite3.Connection, item: int, annotator: str) -> int | None:
+    row = conn.execute("SELECT MIN(label_id) FROM labels WHERE item_id = ? AND annotator = ?", (item, annotator)).fetchone()
+    return None if row is None else row[0]
+
+
+def _replayed(conn: sqlite3.Connection, annotator: str, key: str) -> dict | None:
+    row = conn.execute("SELECT response FROM requests WHERE annotator = ? AND request_id = ?", (annotator, key)).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def _remember(conn: sqlite3.Connection, annotator: str, key: str, response: dict) -> None:
+    conn.execute("INSERT INTO requests(annotator, request_id, response, created_at) VALUES (?, ?, ?, ?)",
+                 (annotator, key, json.dumps(response), utc_now()))
+
+
+def _request_id(value: object) -> str:
+    if not isinstance(value, str) or not _REQUEST_ID.match(value):
+        raise Refused(422, "bad_request_id", "every change needs a request id: 1 to 100 letters, digits or -_.:")
+    return value
+
+
+def _item_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Refused(422, "bad_item_id", f"an item id is an integer, got {value!r}")
+    return value
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Refused(422, f"bad_{what}", f"a {what} needs some text")
+    if len(value) > MAX_TEXT:
+        raise Refused(422, f"bad_{what}", f"a {what} has at most {MAX_TEXT} characters")
+    return value.strip()

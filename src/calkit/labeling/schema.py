@@ -1,0 +1,67 @@
+"""The labeling desk's tables, kept in the run's ledger (ledger.sqlite) beside the label facts.
+
+They are created on first use (CREATE ... IF NOT EXISTS inside a write transaction), so a run
+made before the desk existed gains them when a desk first opens it. Nothing here is read by
+training: what trains is still the ledger's adjudicated view of the label facts.
+"""
+
+from __future__ import annotations
+
+from calkit.ledger import Ledger
+
+_DESK_TABLES = """
+CREATE TABLE IF NOT EXISTS annotators (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('lead', 'annotator')),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_hash TEXT PRIMARY KEY,
+    annotator TEXT NOT NULL REFERENCES annotators(name),
+    csrf_token TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    item_id INTEGER PRIMARY KEY REFERENCES items(item_id),
+    annotator TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    undo INTEGER NOT NULL DEFAULT 0,
+    leased_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    annotator TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    response TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (annotator, request_id)
+);
+CREATE TABLE IF NOT EXISTS skips (
+    skip_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items(item_id),
+    annotator TEXT NOT NULL,
+    round INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (item_id, annotator)
+);
+CREATE TABLE IF NOT EXISTS questions (
+    question_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id INTEGER NOT NULL REFERENCES items(item_id),
+    annotator TEXT NOT NULL,
+    round INTEGER,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+def ensure_desk_tables(ledger: Ledger) -> None:
+    """Create the desk's tables if this run has none yet (idempotent, safe from several processes)."""
+    with ledger.transaction() as conn:
+        for statement in _DESK_TABLES.split(";"):
+            if statement.strip():
+                conn.execute(statement)

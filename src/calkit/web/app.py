@@ -1,0 +1,266 @@
+"""The labeling web application: a thin layer over calkit.Run and calkit.labeling.
+
+Pages are rendered on the server (Jinja2, autoescaped); the little JavaScript there is lives in
+static files (the Content-Security-Policy forbids inline script) and uses the same JSON API
+under /api that scripts call with ``Authorization: Bearer TOKEN``. This process never trains:
+the worker does (calkit.labeling.worker).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from calkit import __version__
+from calkit.labeling import overview
+from calkit.labeling.accounts import Accounts
+from calkit.labeling.desk import DEFAULT_LEASE_SECONDS, Desk, Refused
+from calkit.labeling.display import describe, image_bytes
+from calkit.labeling.worker import read_worker_status, tail_log
+from calkit.web.auth import COOKIE, Principal, authenticate, lead_only, security_headers
+from calkit.web.charts import learning_curve_svg
+
+HERE = Path(__file__).parent
+#: Keys of the class buttons, in class order.
+CLASS_KEYS = "1234567890abcdefghijklmnopqrstuvwxyz"
+
+
+class LabelIn(BaseModel):
+    item_id: StrictInt
+    label: StrictInt | StrictStr = Field(description="class name, or class index")
+    request_id: StrictStr = Field(description="unique per change: a repeat returns the first response")
+
+
+class SkipIn(BaseModel):
+    item_id: StrictInt
+    reason: StrictStr = "can't tell"
+    request_id: StrictStr
+
+
+class UndoIn(BaseModel):
+    request_id: StrictStr
+
+
+class QuestionIn(BaseModel):
+    item_id: StrictInt
+    text: StrictStr
+    request_id: StrictStr
+
+
+class ResolveIn(BaseModel):
+    item_id: StrictInt
+    label: StrictInt | StrictStr
+    reason: StrictStr
+
+
+class SignInIn(BaseModel):
+    token: StrictStr
+
+
+def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECONDS, secure_cookies: bool = False) -> FastAPI:
+    """The application for one run (opened here; it must have been created with oracle people)."""
+    from calkit.run import Run
+
+    run = Run.open(run_path)
+    if run.config.oracle != "people":
+        run.close()
+        from calkit.errors import ConfigError
+        raise ConfigError(f"{run_path} was created with oracle {run.config.oracle!r}; people label only runs "
+                          "created with --oracle people")
+    desk = Desk(run, lease_seconds=lease_seconds)
+    accounts = Accounts(run._ledger)
+    app = FastAPI(title="calkit labeling", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  description="Label what active learning selects. Authenticate with `Authorization: Bearer TOKEN` "
+                              "(from `calkit annotators add`).")
+    app.state.run, app.state.desk, app.state.accounts = run, desk, accounts
+    app.state.secure_cookies = secure_cookies
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.middleware("http")(security_headers)
+    user = Depends(authenticate)
+    lead = Depends(lead_only)
+    image_cache = _ImageCache(run)
+
+    @app.on_event("shutdown")
+    def _close() -> None:
+        run.close()
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg")} for e in exc.errors()]
+        return JSONResponse({"error": "bad_request", "message": "the request body is not what this route takes",
+                             "details": details}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 401 and not request.url.path.startswith("/api"):
+            return RedirectResponse("/signin", status_code=303)
+        code = {401: "not_signed_in", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "error")
+        return JSONResponse({"error": code, "message": str(exc.detail)}, status_code=exc.status_code)
+
+    # -- pages ----------------------------------------------------------------------------------
+    @app.get("/signin", response_class=HTMLResponse, include_in_schema=False)
+    def signin_page(request: Request) -> Response:
+        return templates.TemplateResponse(request, "signin.html", {"run": run.path.name})
+
+    @app.post("/signin", include_in_schema=False)
+    def signin(body: SignInIn, request: Request) -> Response:
+        account = accounts.by_token(body.token)
+        if account is None:
+            return JSONResponse({"error": "bad_token", "message": "this sign-in link is not valid (revoked, or "
+                                 "mistyped); ask the lead for a new one"}, status_code=401)
+        cookie, _ = accounts.start_session(account)
+        response = JSONResponse({"signed_in": account.name, "next": "/lead" if account.is_lead else "/"})
+        response.set_cookie(COOKIE, cookie, httponly=True, samesite="strict", secure=app.state.secure_cookies,
+                            max_age=7 * 24 * 3600, path="/")
+        return response
+
+    @app.post("/signout", include_in_schema=False)
+    def signout(request: Request, who: Principal = user) -> Response:
+        desk.release(who.name)
+        accounts.end_session(request.cookies.get(COOKIE))
+        response = JSONResponse({"signed_out": who.name})
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def label_page(request: Request, who: Principal = user) -> Response:
+        return templates.TemplateResponse(request, "label.html", _page(run, who))
+
+    @app.get("/lead", response_class=HTMLResponse, include_in_schema=False)
+    def lead_page(request: Request, who: Principal = lead) -> Response:
+        rounds = overview.rounds(run)
+        context = {**_page(run, who), "rounds": rounds, "annotators": overview.annotators(run),
+                   "skips": overview.skips(run)[:200], "questions": overview.questions(run)[:200],
+                   "needs_lead": overview.unsettled_needing_lead(run), "log": tail_log(run.path, 40),
+                   "worker": read_worker_status(run.path), "curve": learning_curve_svg(rounds),
+                   "progress": desk.progress(who.name), "classes": list(run.class_names)}
+        return templates.TemplateResponse(request, "lead.html", context)
+
+    # -- the JSON API ---------------------------------------------------------------------------------
+    @app.get("/api/openapi.json", tags=["meta"])
+    def openapi(who: Principal = user) -> dict:
+        return app.openapi()
+
+    @app.get("/api/next", tags=["labeling"], summary="Lease the next item to label")
+    def next_item(who: Principal = user) -> dict:
+        lease = desk.next(who.name)
+        body = {"classes": _classes(run), "progress": desk.progress(who.name).to_dict(), "model": _model(run)}
+        if lease is None:
+            return {**body, "item": None, "why": desk.why_none(who.name)}
+        return {**body, "item": _item(run, lease)}
+
+    @app.post("/api/labels", tags=["labeling"], summary="Answer a leased item (acknowledged once committed)")
+    def post_label(body: LabelIn, who: Principal = user) -> dict:
+        return desk.submit(who.name, body.item_id, body.label, body.request_id)
+
+    @app.post("/api/skip", tags=["labeling"], summary="Pass on a leased item, with a reason")
+    def post_skip(body: SkipIn, who: Principal = user) -> dict:
+        return desk.skip(who.name, body.item_id, body.reason, body.request_id)
+
+    @app.post("/api/undo", tags=["labeling"], summary="Take back your previous answer in the open round")
+    def post_undo(body: UndoIn, who: Principal = user) -> dict:
+        return {"item": _item(run, desk.undo(who.name, body.request_id)), "classes": _classes(run)}
+
+    @app.post("/api/questions", tags=["labeling"], summary="Ask the lead a question about an item")
+    def post_question(body: QuestionIn, who: Principal = user) -> dict:
+        return desk.ask(who.name, body.item_id, body.text, body.request_id)
+
+    @app.get("/api/progress", tags=["labeling"], summary="This round, the whole budget, yours; the model's state")
+    def progress(who: Principal = user) -> dict:
+        status = run.status()
+        return {"progress": desk.progress(who.name).to_dict(), "run": {"state": status.state, "round": status.round,
+                "rounds": len(run.plan)}, "model": _model(run)}
+
+    @app.get("/api/items/{item_id}/image", tags=["labeling"], summary="An asked item's image (by id only)")
+    def item_image(item_id: int, who: Principal = user) -> Response:
+        if desk.item_round(item_id) is None:
+            raise Refused(404, "unknown_item", f"item {item_id} was never asked in this run")
+        try:
+            data, media = image_cache.get(item_id)
+        except ValueError as exc:
+            raise Refused(404, "not_an_image", str(exc)) from exc
+        return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.post("/api/lead/resolve", tags=["lead"], summary="Decide an item's label (a lead), with a reason")
+    def resolve(body: ResolveIn, who: Principal = lead) -> dict:
+        from calkit.errors import LabelError
+
+        try:
+            run.resolve({body.item_id: body.label}, decided_by=who.name, reason=body.reason)
+        except LabelError as exc:
+            raise Refused(409, "not_accepted", "; ".join(str(v) for v in exc.problems.values())) from exc
+        return {"item_id": body.item_id, "resolved": True}
+
+    @app.get("/api/lead/overview", tags=["lead"], summary="Rounds, annotators, skips, questions, worker")
+    def lead_overview(who: Principal = lead) -> dict:
+        return {"rounds": overview.rounds(run), "annotators": overview.annotators(run), "skips": overview.skips(run),
+                "questions": overview.questions(run), "needs_lead": overview.unsettled_needing_lead(run),
+                "worker": read_worker_status(run.path), "log": tail_log(run.path, 100)}
+
+    @app.get("/api/export.csv", tags=["lead"], summary="Every label with its provenance, as CSV")
+    def export_csv(who: Principal = lead) -> Response:
+        return PlainTextResponse(overview.export_csv(overview.export_rows(run)), media_type="text/csv",
+                                 headers={"Content-Disposition": 'attachment; filename="labels.csv"'})
+
+    @app.get("/api/export.jsonl", tags=["lead"], summary="Every label with its provenance, as JSON lines")
+    def export_jsonl(who: Principal = lead) -> Response:
+        return PlainTextResponse(overview.export_jsonl(overview.export_rows(run)), media_type="application/x-ndjson",
+                                 headers={"Content-Disposition": 'attachment; filename="labels.jsonl"'})
+
+    return app
+
+
+def _page(run, who: Principal) -> dict:
+    return {"who": who.name, "is_lead": who.is_lead, "csrf": who.csrf or "", "run": run.path.name,
+            "version": __version__}
+
+
+def _classes(run) -> list[dict]:
+    return [{"index": i, "name": name, "key": CLASS_KEYS[i] if i < len(CLASS_KEYS) else None}
+            for i, name in enumerate(run.class_names)]
+
+
+def _item(run, lease) -> dict:
+    shown = describe(run.dataset.display(lease.item_id))
+    if shown["kind"] == "image":
+        shown["url"] = f"/api/items/{lease.item_id}/image"
+    return {"id": lease.item_id, "round": lease.round, "rank": lease.rank, "lease_expires": lease.expires_at,
+            "undo": lease.undo, "your_answer": lease.your_answer, "display": shown}
+
+
+def _model(run) -> dict:
+    """The model's version (rounds trained) and what the worker is doing."""
+    worker = read_worker_status(run.path)
+    keep = ("state", "round", "epoch", "max_epochs", "seconds_left", "seen_seconds_ago", "last_accuracy", "error")
+    return {"version": len(run.metrics()), "worker": {k: worker.get(k) for k in keep if k in worker}}
+
+
+class _ImageCache:
+    """Rendered images by item id (the pool does not change while a run lives)."""
+
+    def __init__(self, run, size: int = 512):
+        self.run = run
+        self._get = functools.lru_cache(maxsize=size)(self._render)
+        self._lock = threading.Lock()
+
+    def _render(self, item_id: int) -> tuple[bytes, str]:
+        return image_bytes(self.run.dataset.display(item_id))
+
+    def get(self, item_id: int) -> tuple[bytes, str]:
+        with self._lock:
+            return self._get(item_id)

@@ -1,0 +1,230 @@
+// The labeling screen: one item at a time, answered by click or key; every change carries a
+// request id, so a retry after a lost response cannot answer twice.
+"use strict";
+(() => {
+  const $ = (id) => document.getElementById(id);
+  let item = null;
+  let classes = [];
+  let busy = false;
+  let waitTimer = null;
+
+  function say(text, kind) {
+    const message = $("message");
+    message.textContent = text || "";
+    message.className = "message" + (kind ? " " + kind : "");
+  }
+
+  function showProgress(progress, model) {
+    if (progress) {
+      $("round-progress").textContent = progress.round === null ? "none open"
+        : `round ${progress.round}: ${progress.round_settled} / ${progress.round_size}`;
+      $("budget-progress").textContent = `${progress.labeled} / ${progress.budget}`;
+      $("your-progress").textContent = `${progress.yours_total} (this round ${progress.yours_round})`;
+      const share = progress.round_size ? progress.round_settled / progress.round_size : 0;
+      $("round-bar").style.width = Math.round(share * 100) + "%";  // CSSOM: allowed by the CSP
+    }
+    if (model) {
+      const w = model.worker || {};
+      let text = `version ${model.version}`;
+      if (w.state === "training") {
+        text += ` · training round ${w.round}` + (w.max_epochs ? `, epoch ${w.epoch}/${w.max_epochs}` : "");
+        if (w.seconds_left !== null && w.seconds_left !== undefined) text += `, at most ${Math.ceil(w.seconds_left)} s left`;
+      } else if (w.state === "absent") {
+        text += " · no worker is running";
+      } else if (w.state) {
+        text += " · " + w.state;
+      }
+      if (w.state && w.state !== "absent" && w.seen_seconds_ago > 30) text += ` (worker silent ${Math.round(w.seen_seconds_ago)} s)`;
+      $("model-status").textContent = text;
+    }
+  }
+
+  function buildClasses(list) {
+    if (classes.length === list.length) return;
+    classes = list;
+    const box = $("classes");
+    box.replaceChildren();
+    for (const c of classes) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "class";
+      button.dataset.index = c.index;
+      if (c.key) {
+        const kbd = document.createElement("kbd");
+        kbd.textContent = c.key;
+        button.append(kbd, " ");
+      }
+      button.append(c.name);
+      button.addEventListener("click", () => answer(c.index));
+      box.append(button);
+    }
+  }
+
+  function renderItem(next) {
+    item = next;
+    const box = $("item");
+    box.replaceChildren();
+    const shown = item.display;
+    if (shown.kind === "image") {
+      const img = document.createElement("img");
+      img.src = shown.url;
+      img.alt = `item ${item.id}`;
+      box.append(img);
+    } else if (shown.kind === "text") {
+      const text = document.createElement("div");
+      text.className = "text";
+      text.textContent = shown.text + (shown.truncated ? "\n[…cut: the text is longer]" : "");
+      box.append(text);
+    } else {
+      const table = document.createElement("table");
+      table.className = "features";
+      shown.features.forEach((value, i) => {
+        const row = table.insertRow();
+        row.insertCell().textContent = `feature ${i}`;
+        row.insertCell().textContent = Number(value).toPrecision(4);
+      });
+      box.append(table);
+      if (shown.total > shown.features.length) {
+        const more = document.createElement("p");
+        more.className = "muted";
+        more.textContent = `first ${shown.features.length} of ${shown.total} features`;
+        box.append(more);
+      }
+    }
+    $("item-meta").textContent = `item ${item.id} · round ${item.round} · rank ${item.rank + 1}`;
+    const note = $("undo-note");
+    if (item.undo) {
+      const previous = item.your_answer === null ? "none" : classes[item.your_answer].name;
+      note.textContent = `undo: your answer was "${previous}"; choose again`;
+      note.classList.remove("hidden");
+    } else {
+      note.classList.add("hidden");
+    }
+    document.querySelectorAll("button.class").forEach((b) => {
+      b.classList.toggle("previous", item.undo && Number(b.dataset.index) === item.your_answer);
+    });
+    $("waiting").classList.add("hidden");
+    $("labeling").classList.remove("hidden");
+    closeForms();
+  }
+
+  function showWaiting(why) {
+    item = null;
+    $("why").textContent = why;
+    $("labeling").classList.add("hidden");
+    $("waiting").classList.remove("hidden");
+    clearTimeout(waitTimer);
+    waitTimer = setTimeout(load, 3000);
+  }
+
+  async function load() {
+    clearTimeout(waitTimer);
+    try {
+      const next = await calkit.call("GET", "/api/next");
+      buildClasses(next.classes);
+      showProgress(next.progress, next.model);
+      if (next.item) renderItem(next.item); else showWaiting(next.why);
+    } catch (error) {
+      showWaiting("Cannot reach the server (" + error.message + "); trying again.");
+    }
+  }
+
+  // A change is sent with one request id and retried with the same id if the network fails.
+  async function send(url, body) {
+    body.request_id = calkit.requestId();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await calkit.call("POST", url, body);
+      } catch (error) {
+        if (error.status || attempt >= 4) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
+      }
+    }
+  }
+
+  async function act(work) {
+    if (busy) return;
+    busy = true;
+    try { await work(); } catch (error) { say(error.message, "error"); if (error.status === 409) await load(); }
+    finally { busy = false; }
+  }
+
+  function answer(index) {
+    if (!item) return;
+    act(async () => {
+      const done = await send("/api/labels", {item_id: item.id, label: index});
+      say(`saved: item ${done.item_id} is "${done.label}"`, "ok");
+      await load();
+    });
+  }
+
+  function undo() {
+    act(async () => {
+      const back = await send("/api/undo", {});
+      buildClasses(back.classes);
+      renderItem(back.item);
+      say("undo: choose the right class", "ok");
+    });
+  }
+
+  function closeForms() {
+    $("skip-form").classList.add("hidden");
+    $("ask-form").classList.add("hidden");
+  }
+
+  function openForm(id, field) {
+    if (!item) return;
+    closeForms();
+    $(id).classList.remove("hidden");
+    $(field).focus();
+    $(field).select && $(field).select();
+  }
+
+  $("skip-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(async () => {
+      await send("/api/skip", {item_id: item.id, reason: $("skip-reason").value});
+      say(`skipped item ${item.id}`, "ok");
+      await load();
+    });
+  });
+  $("ask-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("question").value.trim();
+    if (!text) return;
+    act(async () => {
+      await send("/api/questions", {item_id: item.id, text});
+      $("question").value = "";
+      closeForms();
+      say("question sent to the lead", "ok");
+    });
+  });
+  document.querySelectorAll("form .cancel").forEach((b) => b.addEventListener("click", closeForms));
+  $("undo").addEventListener("click", undo);
+  $("skip").addEventListener("click", () => openForm("skip-form", "skip-reason"));
+  $("ask").addEventListener("click", () => openForm("ask-form", "question"));
+
+  document.addEventListener("keydown", (event) => {
+    const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(event.target.tagName);
+    if (event.key === "Escape") { closeForms(); return; }
+    if (event.key === "Enter" && event.target.id === "question" && !event.shiftKey) {
+      event.preventDefault();
+      $("ask-form").requestSubmit();
+      return;
+    }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "Backspace") { event.preventDefault(); undo(); return; }
+    if (event.key === ".") { event.preventDefault(); openForm("skip-form", "skip-reason"); return; }
+    if (event.key === "?") { event.preventDefault(); openForm("ask-form", "question"); return; }
+    const c = classes.find((x) => x.key === event.key.toLowerCase());
+    if (c) { event.preventDefault(); answer(c.index); }
+  });
+
+  setInterval(async () => {
+    try {
+      const now = await calkit.call("GET", "/api/progress");
+      showProgress(now.progress, now.model);
+    } catch (error) { /* the next poll tries again */ }
+  }, 3000);
+  load();
+})();
