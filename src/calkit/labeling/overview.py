@@ -71,7 +71,7 @@ def questions(run) -> list[dict]:
 
 def unsettled_needing_lead(run) -> list[dict]:
     """Items of the open round that nobody can settle without the lead: disputed, or skipped by
-    every active annotator who has not answered them."""
+    every active annotator (leads aside) who has not answered them."""
     conn = run._ledger._conn
     t = run._ledger.open_round()
     if t is None:
@@ -80,7 +80,7 @@ def unsettled_needing_lead(run) -> list[dict]:
         "SELECT q.item_id, COALESCE(a.disputed, 0) FROM query_items q "
         "LEFT JOIN adjudicated_labels a ON a.item_id = q.item_id "
         "WHERE q.round = ? AND (a.item_id IS NULL OR a.disputed) AND (COALESCE(a.disputed, 0) OR NOT EXISTS ("
-        "  SELECT 1 FROM annotators n WHERE n.revoked_at IS NULL "
+        "  SELECT 1 FROM annotators n WHERE n.revoked_at IS NULL AND n.role = 'annotator' "
         "  AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = q.item_id AND s.annotator = n.name)"
         "  AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = q.item_id AND l.annotator = n.name)))"
         "ORDER BY q.rank", (t,)).fetchall()

@@ -8,6 +8,7 @@ the worker does (calkit.labeling.worker).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from pathlib import Path
@@ -66,11 +67,13 @@ class SignInIn(BaseModel):
     token: StrictStr
 
 
-def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECONDS, secure_cookies: bool = False) -> FastAPI:
-    """The application for one run (opened here; it must have been created with oracle people)."""
+def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECONDS, secure_cookies: bool = False,
+               dataset=None) -> FastAPI:
+    """The application for one run (opened here; it must have been created with oracle people).
+    ``dataset``: the run's Dataset object, for runs made from one rather than a name or path."""
     from calkit.run import Run
 
-    run = Run.open(run_path)
+    run = Run.open(run_path, dataset=dataset)
     if run.config.oracle != "people":
         run.close()
         from calkit.errors import ConfigError
@@ -78,7 +81,13 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
                           "created with --oracle people")
     desk = Desk(run, lease_seconds=lease_seconds)
     accounts = Accounts(run._ledger)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        run.close()
+
     app = FastAPI(title="calkit labeling", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan,
                   description="Label what active learning selects. Authenticate with `Authorization: Bearer TOKEN` "
                               "(from `calkit annotators add`).")
     app.state.run, app.state.desk, app.state.accounts = run, desk, accounts
@@ -89,10 +98,6 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
     user = Depends(authenticate)
     lead = Depends(lead_only)
     image_cache = _ImageCache(run)
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        run.close()
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused) -> JSONResponse:
