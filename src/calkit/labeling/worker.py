@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -94,21 +95,22 @@ class WorkerStatus(Progress):
                  f"({record['epochs']} epochs), accuracy {shown}")
 
 
-def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False) -> int:
+def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, stop=None, dataset=None) -> int:
     """Train the run whenever a round's labels are complete; returns when the run is complete
-    (0) or on SIGTERM/SIGINT (0). ``once``: one look, for tests."""
+    (0), on SIGTERM/SIGINT (0), or once ``stop`` (a threading.Event) is set. ``once``: one look."""
     from calkit.labeling.desk import Desk
     from calkit.run import Run
 
     status_file = WorkerStatus(run_path)
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    run = Run.open(run_path, progress=status_file)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    run = Run.open(run_path, progress=status_file, dataset=dataset)
     try:
         desk = Desk(run)
         status_file.log(f"worker {os.getpid()} started")
         status_file.write(state="idle", model_round=len(run.metrics()) - 1)
-        while not stopping:
+        while not stopping and not (stop is not None and stop.is_set()):
             status = run.status()
             if status.complete:
                 status_file.write(state="complete")

@@ -153,8 +153,8 @@
     if (!item) return;
     act(async () => {
       const done = await send("/api/labels", {item_id: item.id, label: index});
-      say(`saved: item ${done.item_id} is "${done.label}"`, "ok");
       await load();
+      say(`saved: item ${done.item_id} is "${done.label}"`, "ok");
     });
   }
 
@@ -183,9 +183,9 @@
   $("skip-form").addEventListener("submit", (event) => {
     event.preventDefault();
     act(async () => {
-      await send("/api/skip", {item_id: item.id, reason: $("skip-reason").value});
-      say(`skipped item ${item.id}`, "ok");
+      const done = await send("/api/skip", {item_id: item.id, reason: $("skip-reason").value});
       await load();
+      say(`skipped item ${done.item_id}`, "ok");
     });
   });
   $("ask-form").addEventListener("submit", (event) => {
