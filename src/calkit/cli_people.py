@@ -24,6 +24,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     worker = sub.add_parser("worker", help="train a run people label whenever a round's labels are complete "
                             "(`serve` starts one)")
     worker.add_argument("run_dir", type=Path)
+    worker.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for training [all cores but one, which the web application keeps]")
 
     annotators = sub.add_parser("annotators", help="who may label a run: add, list, reset, revoke")
     commands = annotators.add_subparsers(dest="annotators_command", required=True)
@@ -64,9 +66,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    import os
+
     from calkit.labeling.worker import work
 
-    return work(args.run_dir)
+    threads = args.threads or max(1, (os.cpu_count() or 2) - 1)
+    return work(args.run_dir, threads=threads)
 
 
 def cmd_annotators(args: argparse.Namespace) -> int:

@@ -95,12 +95,17 @@ class WorkerStatus(Progress):
                  f"({record['epochs']} epochs), accuracy {shown}")
 
 
-def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, stop=None, dataset=None) -> int:
+def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, stop=None, dataset=None,
+         threads: int | None = None) -> int:
     """Train the run whenever a round's labels are complete; returns when the run is complete
     (0), on SIGTERM/SIGINT (0), or once ``stop`` (a threading.Event) is set. ``once``: one look."""
     from calkit.labeling.desk import Desk
     from calkit.run import Run
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     status_file = WorkerStatus(run_path)
     stopping = []
     if threading.current_thread() is threading.main_thread():
