@@ -275,6 +275,19 @@ class Run:
             return status
         return self.status()  # another process holds the lock: training, or only checking for labels
 
+    def predict(self, item_ids) -> tuple[np.ndarray, int]:
+        """Class probabilities of pool items under the newest trained model, and that model's
+        round (for suggestions shown to people; builds the model, so a web process should not)."""
+        from calkit.acquisition import ModelScoringContext
+
+        trained = sorted(self._ledger.trained_rounds())
+        if not trained:
+            raise LabelError({"model": "no round has been trained yet"})
+        loop = self._training()
+        ctx = ModelScoringContext(loop.model_at(trained[-1]), loop.data, np.random.default_rng(0),
+                                  self._cfg.score_batch_size)
+        return ctx.probabilities(np.asarray(item_ids, dtype=np.int64)), trained[-1]
+
     def status(self) -> RunStatus:
         """Where the run stands: ``awaiting_labels``, ``ready``, ``training`` or ``complete``."""
         status = run_status(self._ledger, self._plan)

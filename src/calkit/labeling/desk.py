@@ -247,6 +247,30 @@ class Desk:
             leased = conn.execute("SELECT COUNT(*) FROM leases WHERE expires_at >= ?", (self.clock(),)).fetchone()[0]
         return Progress(round_index, size, settled, sum(self.run.plan), labeled, yours, yours_round, leased)
 
+    def suggestion(self, item_id: int) -> dict | None:
+        """The newest model's guess for an item (written by the worker), or None."""
+        row = self.ledger._conn.execute("SELECT label, probability, model_round FROM suggestions WHERE item_id = ?",
+                                        (int(item_id),)).fetchone()
+        if row is None:
+            return None
+        return {"label": self.run.class_names[row[0]], "label_index": row[0], "probability": row[1],
+                "model_version": row[2] + 1}
+
+    def store_suggestions(self, item_ids, probabilities, model_round: int) -> None:
+        """Record a model's guesses (the worker does, after each round it trains)."""
+        rows = [(int(i), int(p.argmax()), float(p.max()), int(model_round)) for i, p in zip(item_ids, probabilities)]
+        with self.ledger.transaction() as conn:
+            conn.executemany("INSERT INTO suggestions(item_id, label, probability, model_round) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT(item_id) DO UPDATE SET label = excluded.label, "
+                             "probability = excluded.probability, model_round = excluded.model_round", rows)
+
+    def items_without_suggestion(self, model_round: int) -> list[int]:
+        """Items of the open round with no guess from the model of ``model_round`` yet."""
+        rows = self.ledger._conn.execute(
+            "SELECT q.item_id FROM query_items q JOIN queries r USING (round) LEFT JOIN suggestions s USING (item_id) "
+            "WHERE r.state = 'open' AND (s.item_id IS NULL OR s.model_round < ?)", (model_round,)).fetchall()
+        return [int(r[0]) for r in rows]
+
     def live_undo_leases(self) -> int:
         """Undo leases still running: the worker leaves the round open while there are any."""
         return self.ledger._conn.execute("SELECT COUNT(*) FROM leases WHERE undo = 1 AND expires_at >= ?",

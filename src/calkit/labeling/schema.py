@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS skips (
     created_at TEXT NOT NULL,
     UNIQUE (item_id, annotator)
 );
+CREATE TABLE IF NOT EXISTS suggestions (
+    item_id INTEGER PRIMARY KEY REFERENCES items(item_id),
+    label INTEGER NOT NULL,
+    probability REAL NOT NULL,
+    model_round INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS questions (
     question_id INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id INTEGER NOT NULL REFERENCES items(item_id),

@@ -95,6 +95,18 @@ class WorkerStatus(Progress):
                  f"({record['epochs']} epochs), accuracy {shown}")
 
 
+def suggest(run, desk, status_file: WorkerStatus) -> None:
+    """Store the newest model's guess for each item of the open round (shown to annotators who
+    ask for it; off by default, since a shown guess pulls answers towards it)."""
+    trained = run._ledger.trained_rounds()
+    if not trained:
+        return
+    missing = desk.items_without_suggestion(max(trained))
+    if missing:
+        probabilities, model_round = run.predict(missing)
+        desk.store_suggestions(missing, probabilities, model_round)
+
+
 def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, stop=None, dataset=None,
          threads: int | None = None) -> int:
     """Train the run whenever a round's labels are complete; returns when the run is complete
@@ -115,6 +127,7 @@ def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, s
         desk = Desk(run)
         status_file.log(f"worker {os.getpid()} started")
         status_file.write(state="idle", model_round=len(run.metrics()) - 1)
+        suggest(run, desk, status_file)
         while not stopping and not (stop is not None and stop.is_set()):
             status = run.status()
             if status.complete:
@@ -130,6 +143,7 @@ def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, s
                     status_file.log(f"training failed: {type(exc).__name__}: {exc}")
                     raise
                 status_file.write(state="idle")
+                suggest(run, desk, status_file)
             else:
                 status_file.write(force=False, state="idle", waiting_for=status.state)
             if once:

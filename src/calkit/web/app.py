@@ -162,12 +162,17 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
         return app.openapi()
 
     @app.get("/api/next", tags=["labeling"], summary="Lease the next item to label")
-    def next_item(who: Principal = user) -> dict:
+    def next_item(suggest: bool = False, who: Principal = user) -> dict:
+        """``suggest=true`` adds the newest model's guess, where the worker made one (off by
+        default: a guess on screen pulls answers towards it)."""
         lease = desk.next(who.name)
         body = {"classes": _classes(run), "progress": desk.progress(who.name).to_dict(), "model": _model(run)}
         if lease is None:
             return {**body, "item": None, "why": desk.why_none(who.name)}
-        return {**body, "item": _item(run, lease)}
+        item = _item(run, lease)
+        if suggest:
+            item["suggestion"] = desk.suggestion(lease.item_id)
+        return {**body, "item": item}
 
     @app.post("/api/labels", tags=["labeling"], summary="Answer a leased item (acknowledged once committed)")
     def post_label(body: LabelIn, who: Principal = user) -> dict:
@@ -179,7 +184,8 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
 
     @app.post("/api/undo", tags=["labeling"], summary="Take back your previous answer in the open round")
     def post_undo(body: UndoIn, who: Principal = user) -> dict:
-        return {"item": _item(run, desk.undo(who.name, body.request_id)), "classes": _classes(run)}
+        lease = desk.undo(who.name, body.request_id)
+        return {"item": {**_item(run, lease), "suggestion": desk.suggestion(lease.item_id)}, "classes": _classes(run)}
 
     @app.post("/api/questions", tags=["labeling"], summary="Ask the lead a question about an item")
     def post_question(body: QuestionIn, who: Principal = user) -> dict:

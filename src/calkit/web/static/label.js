@@ -7,6 +7,12 @@
   let classes = [];
   let busy = false;
   let waitTimer = null;
+  const toggle = $("suggest-toggle");
+  toggle.checked = localStorage.getItem("calkit.suggest") === "1";
+  toggle.addEventListener("change", () => {
+    localStorage.setItem("calkit.suggest", toggle.checked ? "1" : "0");
+    load();
+  });
 
   function say(text, kind) {
     const message = $("message");
@@ -100,8 +106,13 @@
     } else {
       note.classList.add("hidden");
     }
+    const guess = toggle.checked ? item.suggestion : null;
+    $("suggestion").textContent = guess
+      ? `model ${guess.model_version} suggests "${guess.label}" (p = ${guess.probability.toFixed(2)})` : "";
+    $("suggestion").classList.toggle("hidden", !guess);
     document.querySelectorAll("button.class").forEach((b) => {
       b.classList.toggle("previous", item.undo && Number(b.dataset.index) === item.your_answer);
+      b.classList.toggle("suggested", Boolean(guess) && Number(b.dataset.index) === guess.label_index);
     });
     $("waiting").classList.add("hidden");
     $("labeling").classList.remove("hidden");
@@ -120,7 +131,7 @@
   async function load() {
     clearTimeout(waitTimer);
     try {
-      const next = await calkit.call("GET", "/api/next");
+      const next = await calkit.call("GET", "/api/next" + (toggle.checked ? "?suggest=true" : ""));
       buildClasses(next.classes);
       showProgress(next.progress, next.model);
       if (next.item) renderItem(next.item); else showWaiting(next.why);
