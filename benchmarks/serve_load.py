@@ -125,7 +125,7 @@ async def annotator(name: str, token: str, base: str, truth: dict[int, int], rec
                 if "complete" in body["why"]:
                     stop.set()
                     return
-                wait = 0.25
+                wait = 1.0  # a client polls about once a second while there is nothing (the screen: every 3 s)
                 await asyncio.sleep(wait)
                 rec.idle_seconds += wait
                 continue

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
@@ -97,7 +98,7 @@ class Desk:
             mine = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1", (annotator,)).fetchone()
             if mine is not None:
                 return self._lease_row(conn, mine[0], annotator)
-            row = conn.execute(_NEXT_ITEM, (round_index, annotator, annotator, now, annotator, annotator)).fetchone()
+            row = _next_for(conn, round_index, annotator, now)
             conn.execute("DELETE FROM leases WHERE annotator = ? AND (? IS NULL OR item_id != ?)",
                          (annotator, None if row is None else row[0], None if row is None else row[0]))
             if row is None:
@@ -112,14 +113,15 @@ class Desk:
 
     def why_none(self, annotator: str) -> str:
         """Why :meth:`next` has nothing for this annotator, in words for the screen."""
-        status = self.run.status()
-        if status.complete:
-            return "The run is complete: every round is labeled and trained."
         with self.ledger.snapshot() as conn:
             round_index = _open_round(conn)
             if round_index is None:
-                return f"Round {status.round} is training; its next items come when it is done."
-            left = conn.execute(_UNSETTLED, (round_index,)).fetchone()[0]
+                trained = conn.execute("SELECT COUNT(*) FROM queries WHERE state = 'trained'").fetchone()[0]
+                if trained >= len(self.run.plan):
+                    return "The run is complete: every round is labeled and trained."
+                return f"Round {trained} is training; its next items come when it is done."
+            view = round_view(conn, round_index)
+            left = len(view.ranks) - len(view.settled)
             leased = conn.execute("SELECT COUNT(*) FROM leases WHERE round = ? AND annotator != ? AND expires_at >= ?",
                                   (round_index, annotator, self.clock())).fetchone()[0]
         if left == 0:
@@ -237,15 +239,14 @@ class Desk:
             round_index = _open_round(conn)
             size = settled = yours_round = 0
             if round_index is not None:
-                size = conn.execute("SELECT COUNT(*) FROM query_items WHERE round = ?", (round_index,)).fetchone()[0]
-                settled = size - conn.execute(_UNSETTLED, (round_index,)).fetchone()[0]
-                yours_round = conn.execute("SELECT COUNT(*) FROM current_answers WHERE annotator = ? AND round = ?",
-                                           (annotator, round_index)).fetchone()[0]
-            labeled = conn.execute("SELECT COUNT(*) FROM adjudicated_labels WHERE label IS NOT NULL AND NOT disputed"
-                                   ).fetchone()[0]
-            yours = conn.execute("SELECT COUNT(*) FROM current_answers WHERE annotator = ?", (annotator,)).fetchone()[0]
+                view = round_view(conn, round_index)
+                size, settled = len(view.ranks), len(view.settled)
+                yours_round = sum(1 for votes in view.answers.values() if annotator in votes)
+            closed = conn.execute("SELECT COALESCE(SUM(n_items), 0) FROM queries WHERE state != 'open'").fetchone()[0]
+            yours = conn.execute("SELECT COUNT(DISTINCT item_id) FROM labels WHERE annotator = ?",
+                                 (annotator,)).fetchone()[0]
             leased = conn.execute("SELECT COUNT(*) FROM leases WHERE expires_at >= ?", (self.clock(),)).fetchone()[0]
-        return Progress(round_index, size, settled, sum(self.run.plan), labeled, yours, yours_round, leased)
+        return Progress(round_index, size, settled, sum(self.run.plan), closed + settled, yours, yours_round, leased)
 
     def suggestion(self, item_id: int) -> dict | None:
         """The newest model's guess for an item (written by the worker), or None."""
@@ -302,26 +303,52 @@ class Desk:
                      None if answer is None else int(answer[0]))
 
 
-# -- SQL and small helpers -----------------------------------------------------------------------
-#: The first item of the open round, in rank order, that still needs an answer, that this
-#: annotator has neither answered nor skipped, and that nobody else holds a live lease on
-#: (the annotator's own lease first, so asking again returns the same item).
-_NEXT_ITEM = """
-SELECT q.item_id, q.rank FROM query_items q
-LEFT JOIN adjudicated_labels a ON a.item_id = q.item_id AND NOT a.disputed
-LEFT JOIN leases l ON l.item_id = q.item_id
-WHERE q.round = ? AND a.item_id IS NULL
-  AND NOT EXISTS (SELECT 1 FROM labels c WHERE c.item_id = q.item_id AND c.annotator = ?)
-  AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = q.item_id AND s.annotator = ?)
-  AND (l.item_id IS NULL OR l.expires_at < ? OR l.annotator = ?)
-ORDER BY COALESCE(l.annotator = ?, 0) DESC, q.rank
-LIMIT 1
-"""
+# -- the open round, read in a few indexed queries (the ledger's views scan every label) ----------
+@dataclass(frozen=True)
+class RoundView:
+    """One round's items in rank order, each annotator's current answer, and the settled items
+    (decided by a lead, or with a single most frequent answer: the ledger's adjudicated view)."""
 
-_UNSETTLED = """
-SELECT COUNT(*) FROM query_items q LEFT JOIN adjudicated_labels a ON a.item_id = q.item_id AND NOT a.disputed
-WHERE q.round = ? AND a.item_id IS NULL
-"""
+    ranks: dict[int, int]
+    answers: dict[int, dict[str, int]]
+    settled: set[int]
+
+
+def round_view(conn: sqlite3.Connection, round_index: int) -> RoundView:
+    ranks = dict(conn.execute("SELECT item_id, rank FROM query_items WHERE round = ? ORDER BY rank", (round_index,)))
+    answers: dict[int, dict[str, int]] = {}
+    for item, who, label in conn.execute("SELECT item_id, annotator, label FROM labels WHERE round = ? "
+                                         "ORDER BY revision", (round_index,)):
+        answers.setdefault(item, {})[who] = label  # the latest revision wins
+    decided = {r[0] for r in conn.execute("SELECT DISTINCT a.item_id FROM adjudications a JOIN query_items q "
+                                          "USING (item_id) WHERE q.round = ?", (round_index,))}
+    return RoundView(ranks, answers, decided | {i for i, votes in answers.items() if _single_top(votes)})
+
+
+def _single_top(votes: dict[str, int]) -> bool:
+    counts = sorted(Counter(votes.values()).values(), reverse=True)
+    return len(counts) == 1 or counts[0] > counts[1]
+
+
+def _next_for(conn: sqlite3.Connection, round_index: int, annotator: str, now: float) -> tuple[int, int] | None:
+    """The first item of the round, in rank order, that still needs an answer, that this
+    annotator has neither answered nor skipped, and that nobody else holds a live lease on
+    (the annotator's own lease first, so asking again returns the same item)."""
+    view = round_view(conn, round_index)
+    skipped = {r[0] for r in conn.execute("SELECT item_id FROM skips WHERE annotator = ? AND round = ?",
+                                          (annotator, round_index))}
+    held = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT item_id, annotator, expires_at FROM leases WHERE round = ?",
+                                                     (round_index,))}
+    first = None
+    for item, rank in view.ranks.items():
+        if item in view.settled or item in skipped or annotator in view.answers.get(item, {}):
+            continue
+        holder = held.get(item)
+        if holder is not None and holder[0] == annotator:
+            return item, rank
+        if first is None and (holder is None or holder[1] < now):
+            first = (item, rank)
+    return first
 
 
 def _open_round(conn: sqlite3.Connection) -> int | None:

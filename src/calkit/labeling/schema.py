@@ -10,6 +10,8 @@ from __future__ import annotations
 from calkit.ledger import Ledger
 
 _DESK_TABLES = """
+-- The desk reads one round's answers at a time (the ledger's views scan every label).
+CREATE INDEX IF NOT EXISTS labels_by_round ON labels(round);
 CREATE TABLE IF NOT EXISTS annotators (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL CHECK (role IN ('lead', 'annotator')),

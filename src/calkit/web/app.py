@@ -258,7 +258,7 @@ def _model(run) -> dict:
     """The model's version (rounds trained) and what the worker is doing."""
     worker = read_worker_status(run.path)
     keep = ("state", "round", "epoch", "max_epochs", "seconds_left", "seen_seconds_ago", "last_accuracy", "error")
-    return {"version": len(run.metrics()), "worker": {k: worker.get(k) for k in keep if k in worker}}
+    return {"version": len(run._ledger.trained_rounds()), "worker": {k: worker.get(k) for k in keep if k in worker}}
 
 
 class _ImageCache:
