@@ -214,6 +214,10 @@ def test_the_worker_trains_a_round_once_its_labels_are_complete(app, client, tok
     assert client.get("/api/progress", headers=h).json()["model"]["version"] == 1
     nxt = client.get("/api/next", headers=h).json()
     assert nxt["item"]["round"] == 1 and nxt["model"]["worker"]["state"] == "idle"
+    assert "suggestion" not in nxt["item"]  # off unless asked for
+    guess = client.get("/api/next?suggest=true", headers=h).json()["item"]["suggestion"]
+    assert guess["model_version"] == 1 and guess["label"] in app.state.run.class_names
+    assert 0 < guess["probability"] <= 1
     log = (app.state.run.path / "serve" / "worker.log").read_text()
     assert "round 0: trained" in log
     assert np.isfinite(json.loads((app.state.run.path / "serve" / "worker.json").read_text())["last_accuracy"])

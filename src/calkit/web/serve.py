@@ -18,6 +18,7 @@ from calkit.errors import ConfigError
 from calkit.labeling.worker import serve_dir
 
 DEFAULT_HOST = "127.0.0.1"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8765
 #: A worker that keeps dying is started again at most this often.
 RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
@@ -96,6 +97,7 @@ def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
           lease_seconds: float | None = None, log=print) -> int:
     """Serve a run's labeling application until interrupted; returns an exit status."""
     import uvicorn
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     from calkit.labeling.accounts import Accounts
     from calkit.web.app import create_app
@@ -103,6 +105,10 @@ def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     check_host(host)
     kwargs = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     app = create_app(run_path, **kwargs)
+    if host in LOOPBACK:
+        # Only this machine's names: a web page elsewhere cannot reach the application by
+        # rebinding its own host name to 127.0.0.1 (DNS rebinding).
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
     run = app.state.run
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown_host}:{port}"
@@ -115,7 +121,7 @@ def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     else:
         log(f"leads: {', '.join(a.name for a in leads)}; a new link: calkit annotators reset {run.path} NAME")
     log(f"add annotators with: calkit annotators add {run.path} NAME")
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
         log(f"warning: serving on {host}, reachable from other machines, over plain HTTP")
     supervisor = WorkerSupervisor(run.path, log) if worker else None
     if supervisor:
