@@ -9,6 +9,7 @@ import pytest
 from calkit import Run
 from calkit.labeling import Accounts, Desk, Refused
 from calkit.labeling.accounts import AccountError
+from calkit.ledger import Query
 from tests.conftest import make_blobs
 
 QUICK = dict(oracle="people", initial=12, round_size=6, rounds=3, epochs=1, model="mlp:8")
@@ -70,7 +71,7 @@ def test_a_late_answer_is_kept_when_nobody_took_the_item(desk, clock):
 def test_a_repeated_request_returns_the_first_response_and_changes_nothing(run, desk):
     lease = desk.next("ana")
     first = desk.submit("ana", lease.item_id, 2, "req-1")
-    assert desk.submit("ana", lease.item_id, 0, "req-1") == first  # a retry, even with other content
+    assert desk.submit("ana", lease.item_id, 2, "req-1") == first  # a retry
     assert len(run._ledger.label_facts()) == 1
     with pytest.raises(Refused) as info:  # a new request on an answered item: no lease any more
         desk.submit("ana", lease.item_id, 2, "req-2")
@@ -131,6 +132,8 @@ def test_undo_walks_back_and_a_new_answer_supersedes_keeping_both(run, desk):
     assert desk.next("ana").item_id == answered[2]  # the undo stays in front
     assert desk.undo("ana", "u2").item_id == answered[1]  # again: one further back
     assert desk.undo("ana", "u2").item_id == answered[1]  # a repeated request changes nothing
+    with pytest.raises(Refused):
+        desk.skip("ana", answered[1], "can't tell", "s1")  # skipping would keep the answer being taken back
     assert desk.submit("ana", answered[1], 1, "a9")["stored"] == "superseded"
     facts = [f for f in run._ledger.label_facts() if f["item_id"] == answered[1]]
     assert [(f["label"], f["revision"]) for f in facts] == [(0, 0), (1, 1)]
@@ -146,7 +149,7 @@ def test_undo_with_nothing_to_take_back(desk):
 def test_questions_need_text_and_a_known_item(run, desk):
     lease = desk.next("ana")
     asked = desk.ask("ana", lease.item_id, "is a blurry 7 a 7?", "q1")
-    assert asked["question_id"] == 1 and desk.ask("ana", lease.item_id, "again", "q1") == asked
+    assert asked["question_id"] == 1 and desk.ask("ana", lease.item_id, "is a blurry 7 a 7?", "q1") == asked
     for item, text in ((lease.item_id, ""), (lease.item_id, "x" * 2001), (10**9, "?")):
         with pytest.raises(Refused):
             desk.ask("ana", item, text, f"q-{len(text)}-{item}")
@@ -211,3 +214,55 @@ def test_four_processes_labeling_at_once_never_share_an_item(tmp_path):
     facts = run._ledger.label_facts()
     assert len(facts) == 12 and len({f["item_id"] for f in facts}) == 12
     run.close()
+
+
+def test_a_request_id_used_for_another_request_is_refused(desk):
+    lease = desk.next("ana")
+    desk.submit("ana", lease.item_id, 0, "k")
+    for call in (lambda: desk.undo("ana", "k"), lambda: desk.submit("ana", lease.item_id, 1, "k"),
+                 lambda: desk.skip("ana", lease.item_id, "why", "k")):
+        with pytest.raises(Refused) as info:
+            call()
+        assert (info.value.status, info.value.code) == (409, "request_id_reused")
+
+
+def test_undo_is_refused_once_the_round_has_all_its_labels(run, desk):
+    for k in range(12):
+        lease = desk.next("ana")
+        desk.submit("ana", lease.item_id, 0, f"r{k}")
+    with pytest.raises(Refused) as info:
+        desk.undo("ana", "u")
+    assert info.value.code == "round_complete" and desk.live_undo_leases() == 0
+
+
+def test_leases_of_a_closed_round_are_dropped_and_its_items_refused(run, desk, clock):
+    for k in range(11):
+        lease = desk.next("ana")
+        desk.submit("ana", lease.item_id, _truth(run, lease.item_id), f"r{k}")
+    held = desk.undo("ana", "u")  # ana takes an answer back...
+    last = desk.next("bo")
+    desk.submit("bo", last.item_id, _truth(run, last.item_id), "b")
+    clock.now += 61  # ...and lets the undo lease run out; the worker closes and trains the round
+    run._ledger.close_round(0)
+    run._ledger.record_metrics(0, {"round": 0})
+    asked = run._ledger.queried_ids()
+    run._ledger.add_query(Query(1, "random", np.setdiff1d(run.dataset.ids, asked)[:6], np.zeros(6)))
+    nxt = desk.next("ana")
+    assert nxt.round == 1 and not nxt.undo
+    with pytest.raises(Refused) as info:
+        desk.skip("ana", held.item_id, "late", "s")
+    assert info.value.code == "not_leased"
+
+
+def test_questions_are_about_items_you_hold_or_answered_and_limited(desk, monkeypatch):
+    mine = desk.next("ana")
+    other = desk.next("bo")
+    with pytest.raises(Refused) as info:
+        desk.ask("ana", other.item_id, "what is this?", "q0")
+    assert info.value.code == "not_yours"
+    monkeypatch.setattr("calkit.labeling.desk.MAX_QUESTIONS_PER_WINDOW", 3)
+    for k in range(3):
+        desk.ask("ana", mine.item_id, f"question {k}", f"q{k + 1}")
+    with pytest.raises(Refused) as info:
+        desk.ask("ana", mine.item_id, "one more", "q9")
+    assert (info.value.status, info.value.code) == (429, "too_many_questions")

@@ -171,6 +171,10 @@ def test_the_api_labels_a_round_skips_undoes_asks_and_reports_progress(app, clie
                            headers=bearer(tokens["lee"]))
     assert resolved.status_code == 200
     assert client.get("/api/progress", headers=h).json()["run"]["state"] == "ready"
+    exported = client.get("/api/export.jsonl", headers=bearer(tokens["lee"])).text.splitlines()
+    decided = [json.loads(line) for line in exported if json.loads(line)["source"] == "adjudication"]
+    assert [(d["item_id"], d["annotator"], d["reason"], d["current"]) for d in decided] == [
+        (skipped, "lee", "decided", True)]
     lead_page = client.get("/lead", headers=bearer(tokens["lee"])).text
     assert "&lt;b&gt;blurry&lt;/b&gt;?" in lead_page and "<b>blurry</b>" not in lead_page
 
@@ -221,3 +225,23 @@ def test_the_worker_trains_a_round_once_its_labels_are_complete(app, client, tok
     log = (app.state.run.path / "serve" / "worker.log").read_text()
     assert "round 0: trained" in log
     assert np.isfinite(json.loads((app.state.run.path / "serve" / "worker.json").read_text())["last_accuracy"])
+
+
+def test_ids_outside_64_bits_and_oversized_bodies_get_json_errors(client, tokens):
+    h = bearer(tokens["ana"])
+    huge = client.post("/api/labels", json={"item_id": 2**63, "label": 0, "request_id": "h"}, headers=h)
+    assert huge.status_code == 422 and huge.json()["error"] == "bad_item_id"
+    assert client.get(f"/api/items/{10**20}/image", headers=h).status_code == 404
+    big = client.post("/api/questions", content=b'{"text": "' + b"x" * 100_000 + b'"}',
+                      headers={**h, "Content-Type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"] == "too_large"
+    assert client.post("/signin", content=b"{" + b" " * 70_000 + b"}",
+                       headers={"Content-Type": "application/json"}).status_code == 413
+
+
+def test_cookie_requests_from_another_site_are_refused_even_gets(client, tokens):
+    client.post("/signin", json={"token": tokens["ana"]})
+    assert client.get("/api/next", headers={"Sec-Fetch-Site": "same-site"}).status_code == 403
+    assert client.get("/api/next", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.get("/api/next", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    assert client.get("/", headers={"Sec-Fetch-Site": "none"}).status_code == 200

@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         target = getattr(args, "run_dir", None) or getattr(args, "out", None)
-        hint = f"; continue with `calkit resume {target}`" if target else ""
+        again = "calkit serve" if args.command in ("serve", "worker") else "calkit resume"
+        hint = f"; continue with `{again} {target}`" if target else ""
         print(f"\ncalkit: interrupted{hint}", file=sys.stderr)
         return 130
 
@@ -504,7 +505,8 @@ def _advance(run) -> int:
     else:
         disputed = f" ({status.disputed} with tied answers)" if status.disputed else ""
         print(f"round {status.round}: {status.pending} items await labels{disputed}. "
-              f"run `calkit query {path}`, label them, `calkit ingest {path} FILE`, then `calkit resume {path}`")
+              f"label them in the browser (`calkit serve {path}`), or with files: `calkit query {path}`, "
+              f"`calkit ingest {path} FILE`, then `calkit resume {path}`")
     return EXIT_STATUS.get(status.state, 0)
 
 

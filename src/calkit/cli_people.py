@@ -80,6 +80,9 @@ def cmd_annotators(args: argparse.Namespace) -> int:
     from calkit.web.serve import base_url, signin_link
 
     with Run.open(args.run_dir) as run:
+        if run.config.oracle != "people":
+            raise CalkitError(f"{args.run_dir} takes its labels from the dataset (oracle {run.config.oracle!r}); "
+                              "accounts are for runs created with --oracle people")
         accounts = Accounts(run._ledger)
         command = args.annotators_command
         if command == "add":

@@ -70,8 +70,13 @@ class Accounts:
             raise AccountError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         token = secrets.token_urlsafe(32)
         with self.ledger.transaction() as conn:
-            if conn.execute("SELECT 1 FROM annotators WHERE name = ?", (name.strip(),)).fetchone():
-                raise AccountError(f"{name.strip()!r} already has an account (revoke it, or choose another name)")
+            found = conn.execute("SELECT revoked_at FROM annotators WHERE name = ?", (name.strip(),)).fetchone()
+            if found is not None and found[0] is not None:
+                raise AccountError(f"{name.strip()!r} was revoked; choose another name (the answers given under "
+                                   "a name stay with it)")
+            if found is not None:
+                raise AccountError(f"{name.strip()!r} already has an account; for a new sign-in link: "
+                                   f"calkit annotators reset RUN {name.strip()}")
             conn.execute("INSERT INTO annotators(name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
                          (name.strip(), role, token_hash(token), utc_now()))
         return token

@@ -20,6 +20,7 @@ from collections import Counter
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
 
 from calkit.answers import class_index
 from calkit.errors import CalkitError, LabelError
@@ -31,6 +32,9 @@ DEFAULT_LEASE_SECONDS = 300
 #: Longest skip reason or question, in characters.
 MAX_TEXT = 2000
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+#: Questions one annotator may ask per window (a flood would bury the others' in the lead's log).
+MAX_QUESTIONS_PER_WINDOW = 30
+QUESTION_WINDOW_MINUTES = 10
 #: The source recorded with answers given at the desk (files say "file", the API "api").
 SOURCE = "desk"
 
@@ -95,7 +99,9 @@ class Desk:
             round_index = _open_round(conn)
             if round_index is None:
                 return None
-            mine = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1", (annotator,)).fetchone()
+            conn.execute("DELETE FROM leases WHERE round != ?", (round_index,))  # rounds closed since
+            mine = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1 AND expires_at >= ?",
+                                (annotator, now)).fetchone()
             if mine is not None:
                 return self._lease_row(conn, mine[0], annotator)
             row = _next_for(conn, round_index, annotator, now)
@@ -138,14 +144,15 @@ class Desk:
         """Answer a leased item; returns what was stored (repeated request ids return the first answer)."""
         key = _request_id(request_id)
         item = _item_id(item_id)
+        request = json.dumps(["label", item, label])
         with self.ledger.transaction() as conn:
-            done = _replayed(conn, annotator, key)
+            done = _replayed(conn, annotator, key, request)
             if done is not None:
                 return done
             self._require_lease(conn, annotator, item)
             index, why = class_index(label, self.run.class_names)
             if index is None:
-                raise Refused(422, "bad_label", why or f"unknown class {label!r}")
+                raise Refused(422, "bad_label", (why or "unknown class")[:300])
             fact = LabelFact(item, index, source=SOURCE, annotator=annotator, guideline_version=guideline_version)
             try:
                 result = self.ledger.submit_in(conn, [fact], n_classes=len(self.run.class_names))
@@ -156,7 +163,7 @@ class Desk:
             effect = "added" if result.added else "superseded" if result.superseded else "unchanged"
             response = {"item_id": item, "label": self.run.class_names[index], "label_index": index,
                         "round": _round_of(conn, item), "stored": effect, "committed": True}
-            _remember(conn, annotator, key, response)
+            _remember(conn, annotator, key, request, response)
         return response
 
     def skip(self, annotator: str, item_id: object, reason: object, request_id: object) -> dict:
@@ -164,31 +171,45 @@ class Desk:
         key = _request_id(request_id)
         item = _item_id(item_id)
         why = _text(reason, "reason")
+        request = json.dumps(["skip", item, why])
         with self.ledger.transaction() as conn:
-            done = _replayed(conn, annotator, key)
+            done = _replayed(conn, annotator, key, request)
             if done is not None:
                 return done
             lease = self._require_lease(conn, annotator, item)
+            if conn.execute("SELECT undo FROM leases WHERE item_id = ?", (item,)).fetchone()[0]:
+                raise Refused(409, "undo_in_progress", "you are taking back your answer: choose a class to replace "
+                              "it (skipping would keep it)")
             conn.execute("INSERT INTO skips(item_id, annotator, round, reason, created_at) VALUES (?, ?, ?, ?, ?) "
                          "ON CONFLICT(item_id, annotator) DO UPDATE SET reason = excluded.reason",
                          (item, annotator, lease[0], why, utc_now()))
             conn.execute("DELETE FROM leases WHERE item_id = ?", (item,))
             response = {"item_id": item, "skipped": True, "reason": why}
-            _remember(conn, annotator, key, response)
+            _remember(conn, annotator, key, request, response)
         return response
 
     def undo(self, annotator: str, request_id: object) -> Lease:
-        """Bring back the annotator's previous answer in the open round (again: the one before)."""
+        """Bring back the annotator's previous answer in the open round (again: the one before).
+
+        Refused once the round has all its labels: the worker then trains it, and a stream of
+        undos could otherwise hold it open for ever (an undo lease already held ends with its time).
+        """
         key = _request_id(request_id)
         now = self.clock()
+        request = json.dumps(["undo"])
         with self.ledger.transaction() as conn:
-            done = _replayed(conn, annotator, key)
+            done = _replayed(conn, annotator, key, request)
             if done is not None:
                 return Lease(**done)
             round_index = _open_round(conn)
             if round_index is None:
                 raise Refused(409, "nothing_to_undo", "no round is open: answers of a closed round cannot change")
-            held = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1", (annotator,)).fetchone()
+            view = round_view(conn, round_index)
+            if len(view.settled) == len(view.ranks):
+                raise Refused(409, "round_complete", f"round {round_index} has all its labels and trains next; "
+                              "ask the lead to correct an answer")
+            held = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1 AND round = ?",
+                                (annotator, round_index)).fetchone()
             before = _first_answer_id(conn, held[0], annotator) if held else None
             row = conn.execute(
                 "SELECT f.item_id, f.first_id FROM (SELECT item_id, MIN(label_id) AS first_id FROM labels "
@@ -204,10 +225,11 @@ class Desk:
             conn.execute("DELETE FROM leases WHERE annotator = ?", (annotator,))
             conn.execute("INSERT INTO leases(item_id, annotator, round, undo, leased_at, expires_at) "
                          "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(item_id) DO UPDATE SET annotator = excluded.annotator, "
-                         "undo = 1, leased_at = excluded.leased_at, expires_at = excluded.expires_at",
+                         "round = excluded.round, undo = 1, leased_at = excluded.leased_at, "
+                         "expires_at = excluded.expires_at",
                          (item, annotator, round_index, now, now + self.lease_seconds))
             lease = self._lease_row(conn, item, annotator)
-            _remember(conn, annotator, key, asdict(lease))
+            _remember(conn, annotator, key, request, asdict(lease))
         return lease
 
     def ask(self, annotator: str, item_id: object, text: object, request_id: object) -> dict:
@@ -215,17 +237,25 @@ class Desk:
         key = _request_id(request_id)
         item = _item_id(item_id)
         question = _text(text, "question")
+        request = json.dumps(["ask", item, question])
         with self.ledger.transaction() as conn:
-            done = _replayed(conn, annotator, key)
+            done = _replayed(conn, annotator, key, request)
             if done is not None:
                 return done
             row = conn.execute("SELECT round FROM query_items WHERE item_id = ?", (item,)).fetchone()
             if row is None:
                 raise Refused(404, "unknown_item", f"item {item} was never asked in this run")
+            if not _seen_by(conn, item, annotator):
+                raise Refused(409, "not_yours", f"ask about an item you hold, answered or skipped; item {item} is none")
+            recent = conn.execute("SELECT COUNT(*) FROM questions WHERE annotator = ? AND created_at >= ?",
+                                  (annotator, _minutes_ago(QUESTION_WINDOW_MINUTES))).fetchone()[0]
+            if recent >= MAX_QUESTIONS_PER_WINDOW:
+                raise Refused(429, "too_many_questions", f"at most {MAX_QUESTIONS_PER_WINDOW} questions in "
+                              f"{QUESTION_WINDOW_MINUTES} minutes; wait for the lead's answers")
             cur = conn.execute("INSERT INTO questions(item_id, annotator, round, text, created_at) VALUES (?, ?, ?, ?, ?)",
                                (item, annotator, row[0], question, utc_now()))
             response = {"question_id": cur.lastrowid, "item_id": item, "text": question}
-            _remember(conn, annotator, key, response)
+            _remember(conn, annotator, key, request, response)
         return response
 
     def release(self, annotator: str) -> None:
@@ -274,10 +304,13 @@ class Desk:
 
     def live_undo_leases(self) -> int:
         """Undo leases still running: the worker leaves the round open while there are any."""
-        return self.ledger._conn.execute("SELECT COUNT(*) FROM leases WHERE undo = 1 AND expires_at >= ?",
-                                         (self.clock(),)).fetchone()[0]
+        return self.ledger._conn.execute(
+            "SELECT COUNT(*) FROM leases l JOIN queries q USING (round) WHERE l.undo = 1 AND l.expires_at >= ? "
+            "AND q.state = 'open'", (self.clock(),)).fetchone()[0]
 
     def item_round(self, item_id: int) -> int | None:
+        if not -2**63 <= item_id < 2**63:
+            return None
         row = self.ledger._conn.execute("SELECT round FROM query_items WHERE item_id = ?", (int(item_id),)).fetchone()
         return None if row is None else int(row[0])
 
@@ -289,6 +322,8 @@ class Desk:
         if conn.execute("SELECT 1 FROM items WHERE item_id = ?", (item,)).fetchone() is None:
             raise Refused(404, "unknown_item", f"item {item} is not in this run's pool")
         lease = conn.execute("SELECT round, annotator FROM leases WHERE item_id = ?", (item,)).fetchone()
+        if lease is not None and lease[0] != _open_round(conn):
+            raise Refused(409, "round_closed", f"item {item} belongs to round {lease[0]}, which is closed")
         if lease is None or lease[1] != annotator:
             raise Refused(409, "not_leased", f"item {item} is not leased to you (a lease lasts "
                           f"{self.lease_seconds:g} s and then may go to someone else); ask for the next item")
@@ -365,14 +400,21 @@ def _first_answer_id(conn: sqlite3.Connection, item: int, annotator: str) -> int
     return None if row is None else row[0]
 
 
-def _replayed(conn: sqlite3.Connection, annotator: str, key: str) -> dict | None:
-    row = conn.execute("SELECT response FROM requests WHERE annotator = ? AND request_id = ?", (annotator, key)).fetchone()
-    return None if row is None else json.loads(row[0])
+def _replayed(conn: sqlite3.Connection, annotator: str, key: str, request: str) -> dict | None:
+    """The stored response to this request id, if it was used before for this very request."""
+    row = conn.execute("SELECT request, response FROM requests WHERE annotator = ? AND request_id = ?",
+                       (annotator, key)).fetchone()
+    if row is None:
+        return None
+    if row[0] != request:
+        raise Refused(409, "request_id_reused", "this request id was already used for another request; "
+                      "use a new id for each change")
+    return json.loads(row[1])
 
 
-def _remember(conn: sqlite3.Connection, annotator: str, key: str, response: dict) -> None:
-    conn.execute("INSERT INTO requests(annotator, request_id, response, created_at) VALUES (?, ?, ?, ?)",
-                 (annotator, key, json.dumps(response), utc_now()))
+def _remember(conn: sqlite3.Connection, annotator: str, key: str, request: str, response: dict) -> None:
+    conn.execute("INSERT INTO requests(annotator, request_id, request, response, created_at) VALUES (?, ?, ?, ?, ?)",
+                 (annotator, key, request, json.dumps(response), utc_now()))
 
 
 def _request_id(value: object) -> str:
@@ -383,8 +425,22 @@ def _request_id(value: object) -> str:
 
 def _item_id(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise Refused(422, "bad_item_id", f"an item id is an integer, got {value!r}")
+        raise Refused(422, "bad_item_id", f"an item id is an integer, got {str(value)[:40]!r}")
+    if not -2**63 <= value < 2**63:
+        raise Refused(422, "bad_item_id", "an item id is a 64-bit integer")
     return value
+
+
+def _seen_by(conn: sqlite3.Connection, item: int, annotator: str) -> bool:
+    """Whether the annotator holds, answered or skipped the item (what one may ask about)."""
+    return conn.execute("SELECT 1 FROM leases WHERE item_id = ? AND annotator = ? UNION ALL "
+                        "SELECT 1 FROM labels WHERE item_id = ? AND annotator = ? UNION ALL "
+                        "SELECT 1 FROM skips WHERE item_id = ? AND annotator = ? LIMIT 1",
+                        (item, annotator) * 3).fetchone() is not None
+
+
+def _minutes_ago(minutes: float) -> str:
+    return (datetime.now(timezone.utc) - timedelta(minutes=minutes)).isoformat(timespec="milliseconds")
 
 
 def _text(value: object, what: str) -> str:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 #: Pace counts the answers of this many most recent minutes.
 PACE_MINUTES = 10
 EXPORT_FIELDS = ("item_id", "label", "label_index", "annotator", "created_at", "round", "revision", "current",
-                 "agreed_label", "source", "guideline_version", "acquisition", "score")
+                 "agreed_label", "source", "guideline_version", "acquisition", "score", "reason")
 
 
 def annotators(run) -> list[dict]:
@@ -88,7 +88,8 @@ def unsettled_needing_lead(run) -> list[dict]:
 
 
 def export_rows(run) -> list[dict]:
-    """Every label fact with its provenance, and whether it is the annotator's current answer."""
+    """Every label fact with its provenance and whether it is the annotator's current answer, then
+    every lead's decision (source ``adjudication``, with its reason)."""
     names = run.class_names
     conn = run._ledger._conn
     current = {(r[0], r[1]) for r in conn.execute("SELECT item_id, revision FROM current_answers")}
@@ -101,8 +102,18 @@ def export_rows(run) -> list[dict]:
             "revision": fact["revision"], "current": (fact["item_id"], fact["revision"]) in current,
             "agreed_label": None if fact["item_id"] not in agreed else names[agreed[fact["item_id"]]],
             "source": fact["source"], "guideline_version": fact["guideline_version"],
-            "acquisition": fact["acquisition"], "score": fact["score"],
+            "acquisition": fact["acquisition"], "score": fact["score"], "reason": None,
         })
+    rounds = dict(conn.execute("SELECT item_id, round FROM query_items WHERE item_id IN "
+                               "(SELECT item_id FROM adjudications)").fetchall())
+    latest = {r[0] for r in conn.execute("SELECT MAX(adjudication_id) FROM adjudications GROUP BY item_id")}
+    for number, item, label, who, reason, at in conn.execute(
+            "SELECT adjudication_id, item_id, label, decided_by, reason, created_at FROM adjudications "
+            "ORDER BY adjudication_id"):
+        out.append({"item_id": item, "label": names[label], "label_index": label, "annotator": who, "created_at": at,
+                    "round": rounds.get(item), "revision": None, "current": number in latest,
+                    "agreed_label": None if item not in agreed else names[agreed[item]], "source": "adjudication",
+                    "guideline_version": None, "acquisition": None, "score": None, "reason": reason})
     return out
 
 

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS leases (
 CREATE TABLE IF NOT EXISTS requests (
     annotator TEXT NOT NULL,
     request_id TEXT NOT NULL,
+    request TEXT NOT NULL,
     response TEXT NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (annotator, request_id)
@@ -73,3 +74,6 @@ def ensure_desk_tables(ledger: Ledger) -> None:
         for statement in _DESK_TABLES.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+        if "request" not in columns:  # desks of the first 0.4 development builds
+            conn.execute("ALTER TABLE requests ADD COLUMN request TEXT NOT NULL DEFAULT ''")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from calkit.progress import Progress
 
+#: The worker's exit status when it was stopped before the run was complete.
+STOPPED = 5
 #: Seconds between looks at the ledger while there is nothing to train.
 POLL_SECONDS = 1.0
 
@@ -109,8 +111,9 @@ def suggest(run, desk, status_file: WorkerStatus) -> None:
 
 def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, stop=None, dataset=None,
          threads: int | None = None) -> int:
-    """Train the run whenever a round's labels are complete; returns when the run is complete
-    (0), on SIGTERM/SIGINT (0), or once ``stop`` (a threading.Event) is set. ``once``: one look."""
+    """Train the run whenever a round's labels are complete. Returns 0 once the run is complete
+    (or after one look, ``once``), STOPPED on SIGTERM, SIGINT or ``stop`` (a threading.Event):
+    a supervisor starts a worker again unless it ended with 0."""
     from calkit.labeling.desk import Desk
     from calkit.run import Run
 
@@ -126,7 +129,7 @@ def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, s
     try:
         desk = Desk(run)
         status_file.log(f"worker {os.getpid()} started")
-        status_file.write(state="idle", model_round=len(run.metrics()) - 1)
+        status_file.write(state="idle", model_round=len(run.metrics()) - 1, waiting_for=None)
         suggest(run, desk, status_file)
         while not stopping and not (stop is not None and stop.is_set()):
             status = run.status()
@@ -134,7 +137,8 @@ def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, s
                 status_file.write(state="complete")
                 status_file.log("the run is complete")
                 return 0
-            if status.state == "ready" and desk.live_undo_leases() == 0:
+            undoing = desk.live_undo_leases() if status.state == "ready" else 0
+            if status.state == "ready" and not undoing:
                 status_file.log(f"round {status.round}: labels complete")
                 try:
                     run.advance()
@@ -142,18 +146,18 @@ def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, s
                     status_file.write(state="error", error=f"{type(exc).__name__}: {exc}")
                     status_file.log(f"training failed: {type(exc).__name__}: {exc}")
                     raise
-                status_file.write(state="idle")
+                status_file.write(state="idle", waiting_for=None)
                 suggest(run, desk, status_file)
-            else:
-                status_file.write(force=False, state="idle", waiting_for=status.state)
+            else:  # labels missing, or someone is taking an answer back (an undo lease ends with its time)
+                status_file.write(force=False, state="idle", waiting_for="an undo" if undoing else status.state)
             if once:
                 return 0
             time.sleep(poll)
         status_file.log(f"worker {os.getpid()} stopped")
         status_file.write(state="stopped")
-        return 0
+        return STOPPED
     except KeyboardInterrupt:
         status_file.write(state="stopped")
-        return 0
+        return STOPPED
     finally:
         run.close()

@@ -9,6 +9,7 @@ the worker does (calkit.labeling.worker).
 from __future__ import annotations
 
 import contextlib
+import html
 import functools
 import threading
 from pathlib import Path
@@ -27,7 +28,7 @@ from calkit.labeling.accounts import Accounts
 from calkit.labeling.desk import DEFAULT_LEASE_SECONDS, Desk, Refused
 from calkit.labeling.display import describe, image_bytes
 from calkit.labeling.worker import read_worker_status, tail_log
-from calkit.web.auth import COOKIE, Principal, authenticate, lead_only, security_headers
+from calkit.web.auth import COOKIE, BodyLimit, Principal, authenticate, lead_only, security_headers
 from calkit.web.charts import learning_curve_svg
 
 HERE = Path(__file__).parent
@@ -77,8 +78,9 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
     if run.config.oracle != "people":
         run.close()
         from calkit.errors import ConfigError
-        raise ConfigError(f"{run_path} was created with oracle {run.config.oracle!r}; people label only runs "
-                          "created with --oracle people")
+        raise ConfigError(f"{run_path} was created with oracle {run.config.oracle!r}, so its labels come from the "
+                          "dataset; to label in the browser, create a run with --oracle people "
+                          "(calkit run --dataset ... --oracle people --out RUN) and serve that")
     desk = Desk(run, lease_seconds=lease_seconds)
     accounts = Accounts(run._ledger)
     @contextlib.asynccontextmanager
@@ -95,6 +97,7 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.middleware("http")(security_headers)
+    app.add_middleware(BodyLimit)
     user = Depends(authenticate)
     lead = Depends(lead_only)
     image_cache = _ImageCache(run)
@@ -113,6 +116,10 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 401 and not request.url.path.startswith("/api"):
             return RedirectResponse("/signin", status_code=303)
+        if exc.status_code == 403 and not request.url.path.startswith("/api"):
+            return HTMLResponse(f"<!doctype html><title>not allowed</title><link rel=stylesheet href=/static/style.css>"
+                                f"<main><section class=card><h1>Not allowed</h1><p>{html.escape(str(exc.detail))}."
+                                "</p><p><a href=/>Back to labeling</a></p></section></main>", status_code=403)
         code = {401: "not_signed_in", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "error")
         return JSONResponse({"error": code, "message": str(exc.detail)}, status_code=exc.status_code)
@@ -151,7 +158,8 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
         rounds = overview.rounds(run)
         context = {**_page(run, who), "rounds": rounds, "annotators": overview.annotators(run),
                    "skips": overview.skips(run)[:200], "questions": overview.questions(run)[:200],
-                   "needs_lead": overview.unsettled_needing_lead(run), "log": tail_log(run.path, 40),
+                   "needs_lead": [{**n, "shown": describe(run.dataset.display(n["item_id"]))}
+                                  for n in overview.unsettled_needing_lead(run)], "log": tail_log(run.path, 40),
                    "worker": read_worker_status(run.path), "curve": learning_curve_svg(rounds),
                    "progress": desk.progress(who.name), "classes": list(run.class_names)}
         return templates.TemplateResponse(request, "lead.html", context)
@@ -199,7 +207,7 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
 
     @app.get("/api/items/{item_id}/image", tags=["labeling"], summary="An asked item's image (by id only)")
     def item_image(item_id: int, who: Principal = user) -> Response:
-        if desk.item_round(item_id) is None:
+        if not -2**63 <= item_id < 2**63 or desk.item_round(item_id) is None:
             raise Refused(404, "unknown_item", f"item {item_id} was never asked in this run")
         try:
             data, media = image_cache.get(item_id)

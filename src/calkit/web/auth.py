@@ -39,6 +39,10 @@ def authenticate(request: Request) -> Principal:
     session = accounts.session(request.cookies.get(COOKIE))
     if session is None:
         raise HTTPException(401, "sign in first: open the sign-in link the lead gave you")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        # another site, or another port of this host (same "site" for SameSite cookies), even for
+        # a GET: asking for the next item leases one
+        raise HTTPException(403, "requests from other sites are refused")
     if request.method not in SAFE_METHODS and not same_secret(request.headers.get("x-csrf-token"), session.csrf_token):
         raise HTTPException(403, "missing or wrong CSRF token: reload the page")
     return Principal(session.account.name, session.account.is_lead, session.csrf_token)
@@ -48,6 +52,43 @@ def lead_only(who: Principal = Depends(authenticate)) -> Principal:
     if not who.is_lead:
         raise HTTPException(403, "only a lead may do this")
     return who
+
+
+#: Largest request body taken, in bytes (every route takes a small JSON object).
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyLimit:
+    """Refuse request bodies over MAX_BODY_BYTES with 413 before reading them (ASGI middleware:
+    it checks Content-Length, and counts the bytes of bodies sent without one)."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await _too_large(send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, "request body too large")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _too_large(send) -> None:
+    body = b'{"error": "too_large", "message": "request body too large"}'
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def security_headers(request: Request, call_next):

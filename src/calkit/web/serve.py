@@ -8,6 +8,7 @@ meanwhile. Stopping the server (Ctrl-C) stops the worker.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +47,18 @@ def check_host(host: str) -> None:
                               ) from exc
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail before anything is written when another program (another `serve`) has the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); is `calkit serve` already running "
+                              "there? Choose another with --port") from exc
+
+
 class WorkerSupervisor:
     """Keeps one worker process running until the run is complete or the server stops."""
 
@@ -62,8 +75,9 @@ class WorkerSupervisor:
     def _spawn(self) -> subprocess.Popen:
         out = open(serve_dir(self.run_path) / "worker.out", "ab")
         try:
+            # its own session: a Ctrl-C in the terminal reaches only `serve`, which then stops it
             return subprocess.Popen([sys.executable, "-m", "calkit", "worker", str(self.run_path)],
-                                    stdout=out, stderr=subprocess.STDOUT)
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             out.close()
 
@@ -72,9 +86,10 @@ class WorkerSupervisor:
         while not self._stop.is_set():
             self.process = self._spawn()
             code = self.process.wait()
-            if self._stop.is_set() or code == 0:
-                if code == 0:
-                    self.log("worker: the run is complete")
+            if self._stop.is_set():
+                return
+            if code == 0:
+                self.log("worker: the run is complete")
                 return
             wait = RESTART_BACKOFF_S[min(failures, len(RESTART_BACKOFF_S) - 1)]
             failures += 1
@@ -103,6 +118,7 @@ def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     from calkit.web.app import create_app
 
     check_host(host)
+    check_port_free(host, port)
     kwargs = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
     app = create_app(run_path, **kwargs)
     if host in LOOPBACK:

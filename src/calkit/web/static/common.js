@@ -19,7 +19,7 @@ const calkit = (() => {
     const response = await fetch(url, options);
     let data = null;
     try { data = await response.json(); } catch (e) { data = null; }
-    if (response.status === 401) { window.location.assign("/signin"); }
+    if (response.status === 401 && url !== "/signin") { window.location.assign("/signin"); }
     if (!response.ok) {
       const error = new Error((data && data.message) || ("request failed: " + response.status));
       error.status = response.status;

@@ -114,6 +114,7 @@
       b.classList.toggle("previous", item.undo && Number(b.dataset.index) === item.your_answer);
       b.classList.toggle("suggested", Boolean(guess) && Number(b.dataset.index) === guess.label_index);
     });
+    $("skip").classList.toggle("hidden", item.undo);
     $("waiting").classList.add("hidden");
     $("labeling").classList.remove("hidden");
     closeForms();
@@ -184,8 +185,9 @@
   }
 
   function openForm(id, field) {
-    if (!item) return;
+    if (!item || (id === "skip-form" && item.undo)) return;
     closeForms();
+    say("");
     $(id).classList.remove("hidden");
     $(field).focus();
     $(field).select && $(field).select();
