@@ -42,11 +42,14 @@ def blobs() -> Dataset:
     return make_blobs()
 
 
-@pytest.fixture
-def blobs_npz(tmp_path):
-    """The blobs dataset saved as a user .npz file; returns its path."""
-    ds = make_blobs()
-    path = tmp_path / "blobs.npz"
+def save_npz(ds: Dataset, path):
+    """A dataset as a user .npz file (what a run given a path loads again); returns the path."""
     np.savez(path, X=ds.x_train, y=ds.y_train, X_test=ds.x_test, y_test=ds.y_test,
              ids=ds.ids, class_names=np.array(ds.class_names))
     return path
+
+
+@pytest.fixture
+def blobs_npz(tmp_path):
+    """The blobs dataset saved as a user .npz file; returns its path."""
+    return save_npz(make_blobs(), tmp_path / "blobs.npz")

@@ -95,7 +95,7 @@ def test_an_annotator_labels_by_keyboard_and_the_lead_sees_it(browser, tmp_path)
     server = LiveServer(tmp_path / "run")
     try:
         accounts = server.app.state.accounts
-        ana, bo, lee = accounts.add("ana"), accounts.add("bo"), accounts.add("lee", role="lead")
+        ana, lee = accounts.add("ana"), accounts.add("lee", role="lead")
         ds = server.app.state.run.dataset
         truth = lambda item: int(ds.y_train[ds.positions([item])[0]])  # noqa: E731
         context = browser.new_context(viewport={"width": 1100, "height": 900})
@@ -159,7 +159,6 @@ def test_an_annotator_labels_by_keyboard_and_the_lead_sees_it(browser, tmp_path)
 
 def test_item_text_with_markup_shows_as_text_and_runs_nothing(browser, tmp_path):
     ds = make_blobs()
-    texts = [f"plain item {i}" for i in range(ds.pool_size)]
     texts = [f"<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\"> item {i}"
              for i in range(ds.pool_size)]
     ds = dataclasses.replace(ds, texts=tuple(texts))

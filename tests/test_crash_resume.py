@@ -7,10 +7,9 @@ import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.conftest import make_blobs
+from tests.conftest import make_blobs, save_npz
 from tests.helpers import calkit, comparable, labeled_set, metrics
 
 RUN_FLAGS = [
@@ -21,11 +20,7 @@ RUN_FLAGS = [
 
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory) -> Path:
-    ds = make_blobs(n_pool=400)
-    path = tmp_path_factory.mktemp("data") / "blobs.npz"
-    np.savez(path, X=ds.x_train, y=ds.y_train, X_test=ds.x_test, y_test=ds.y_test, ids=ds.ids,
-             class_names=np.array(ds.class_names))
-    return path
+    return save_npz(make_blobs(n_pool=400), tmp_path_factory.mktemp("data") / "blobs.npz")
 
 
 @pytest.fixture(scope="module")

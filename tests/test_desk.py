@@ -10,7 +10,7 @@ from calkit import Run
 from calkit.labeling import Accounts, Desk, Refused
 from calkit.labeling.accounts import AccountError
 from calkit.ledger import Query
-from tests.conftest import make_blobs
+from tests.conftest import make_blobs, save_npz
 
 QUICK = dict(oracle="people", initial=12, round_size=6, rounds=3, epochs=1, model="mlp:8")
 
@@ -195,11 +195,7 @@ def _label_until_done(path: str, name: str, out) -> None:
 
 
 def test_four_processes_labeling_at_once_never_share_an_item(tmp_path):
-    ds = make_blobs()
-    data = tmp_path / "blobs.npz"
-    np.savez(data, X=ds.x_train, y=ds.y_train, X_test=ds.x_test, y_test=ds.y_test, ids=ds.ids,
-             class_names=np.array(ds.class_names))
-    run = Run.create(tmp_path / "run", dataset=str(data), **QUICK)
+    run = Run.create(tmp_path / "run", dataset=str(save_npz(make_blobs(), tmp_path / "blobs.npz")), **QUICK)
     path = str(run.path)
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import signal
 
-import numpy as np
 import pytest
 
 from calkit import Run
 from calkit.ledger import Ledger
-from tests.conftest import make_blobs
+from tests.conftest import make_blobs, save_npz
 from tests.helpers import calkit, comparable, labeled_set, metrics
 
 FLAGS = ["--model", "mlp:16", "--policy", "cal", "--initial", "20", "--round-size", "10", "--rounds", "5",
@@ -19,11 +18,7 @@ FLAGS = ["--model", "mlp:16", "--policy", "cal", "--initial", "20", "--round-siz
 
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory):
-    ds = make_blobs(n_pool=300)
-    path = tmp_path_factory.mktemp("data") / "blobs.npz"
-    np.savez(path, X=ds.x_train, y=ds.y_train, X_test=ds.x_test, y_test=ds.y_test, ids=ds.ids,
-             class_names=np.array(ds.class_names))
-    return path
+    return save_npz(make_blobs(n_pool=300), tmp_path_factory.mktemp("data") / "blobs.npz")
 
 
 @pytest.fixture(scope="module")

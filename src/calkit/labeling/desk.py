@@ -142,13 +142,9 @@ class Desk:
     def submit(self, annotator: str, item_id: object, label: object, request_id: object,
                guideline_version: str | None = None) -> dict:
         """Answer a leased item; returns what was stored (repeated request ids return the first answer)."""
-        key = _request_id(request_id)
         item = _item_id(item_id)
-        request = json.dumps(["label", item, label])
-        with self.ledger.transaction() as conn:
-            done = _replayed(conn, annotator, key, request)
-            if done is not None:
-                return done
+
+        def answer(conn: sqlite3.Connection) -> dict:
             self._require_lease(conn, annotator, item)
             index, why = class_index(label, self.run.class_names)
             if index is None:
@@ -161,21 +157,17 @@ class Desk:
                               {str(k): v for k, v in exc.problems.items()}) from exc
             conn.execute("DELETE FROM leases WHERE item_id = ?", (item,))
             effect = "added" if result.added else "superseded" if result.superseded else "unchanged"
-            response = {"item_id": item, "label": self.run.class_names[index], "label_index": index,
-                        "round": _round_of(conn, item), "stored": effect, "committed": True}
-            _remember(conn, annotator, key, request, response)
-        return response
+            return {"item_id": item, "label": self.run.class_names[index], "label_index": index,
+                    "round": _round_of(conn, item), "stored": effect, "committed": True}
+
+        return self._once(annotator, request_id, ["label", item, label], answer)
 
     def skip(self, annotator: str, item_id: object, reason: object, request_id: object) -> dict:
         """Pass on a leased item, with a reason; it goes to someone else, and the lead sees the reason."""
-        key = _request_id(request_id)
         item = _item_id(item_id)
         why = _text(reason, "reason")
-        request = json.dumps(["skip", item, why])
-        with self.ledger.transaction() as conn:
-            done = _replayed(conn, annotator, key, request)
-            if done is not None:
-                return done
+
+        def record(conn: sqlite3.Connection) -> dict:
             lease = self._require_lease(conn, annotator, item)
             if conn.execute("SELECT undo FROM leases WHERE item_id = ?", (item,)).fetchone()[0]:
                 raise Refused(409, "undo_in_progress", "you are taking back your answer: choose a class to replace "
@@ -184,9 +176,9 @@ class Desk:
                          "ON CONFLICT(item_id, annotator) DO UPDATE SET reason = excluded.reason",
                          (item, annotator, lease[0], why, utc_now()))
             conn.execute("DELETE FROM leases WHERE item_id = ?", (item,))
-            response = {"item_id": item, "skipped": True, "reason": why}
-            _remember(conn, annotator, key, request, response)
-        return response
+            return {"item_id": item, "skipped": True, "reason": why}
+
+        return self._once(annotator, request_id, ["skip", item, why], record)
 
     def undo(self, annotator: str, request_id: object) -> Lease:
         """Bring back the annotator's previous answer in the open round (again: the one before).
@@ -194,13 +186,9 @@ class Desk:
         Refused once the round has all its labels: the worker then trains it, and a stream of
         undos could otherwise hold it open for ever (an undo lease already held ends with its time).
         """
-        key = _request_id(request_id)
         now = self.clock()
-        request = json.dumps(["undo"])
-        with self.ledger.transaction() as conn:
-            done = _replayed(conn, annotator, key, request)
-            if done is not None:
-                return Lease(**done)
+
+        def take_back(conn: sqlite3.Connection) -> dict:
             round_index = _open_round(conn)
             if round_index is None:
                 raise Refused(409, "nothing_to_undo", "no round is open: answers of a closed round cannot change")
@@ -228,20 +216,16 @@ class Desk:
                          "round = excluded.round, undo = 1, leased_at = excluded.leased_at, "
                          "expires_at = excluded.expires_at",
                          (item, annotator, round_index, now, now + self.lease_seconds))
-            lease = self._lease_row(conn, item, annotator)
-            _remember(conn, annotator, key, request, asdict(lease))
-        return lease
+            return asdict(self._lease_row(conn, item, annotator))
+
+        return Lease(**self._once(annotator, request_id, ["undo"], take_back))
 
     def ask(self, annotator: str, item_id: object, text: object, request_id: object) -> dict:
         """Ask a question about an item; it goes to the lead's question log."""
-        key = _request_id(request_id)
         item = _item_id(item_id)
         question = _text(text, "question")
-        request = json.dumps(["ask", item, question])
-        with self.ledger.transaction() as conn:
-            done = _replayed(conn, annotator, key, request)
-            if done is not None:
-                return done
+
+        def log(conn: sqlite3.Connection) -> dict:
             row = conn.execute("SELECT round FROM query_items WHERE item_id = ?", (item,)).fetchone()
             if row is None:
                 raise Refused(404, "unknown_item", f"item {item} was never asked in this run")
@@ -254,9 +238,9 @@ class Desk:
                               f"{QUESTION_WINDOW_MINUTES} minutes; wait for the lead's answers")
             cur = conn.execute("INSERT INTO questions(item_id, annotator, round, text, created_at) VALUES (?, ?, ?, ?, ?)",
                                (item, annotator, row[0], question, utc_now()))
-            response = {"question_id": cur.lastrowid, "item_id": item, "text": question}
-            _remember(conn, annotator, key, request, response)
-        return response
+            return {"question_id": cur.lastrowid, "item_id": item, "text": question}
+
+        return self._once(annotator, request_id, ["ask", item, question], log)
 
     def release(self, annotator: str) -> None:
         """Give back whatever the annotator holds (signing out, closing the tab)."""
@@ -317,6 +301,19 @@ class Desk:
     def holder(self, item_id: int) -> str | None:
         row = self.ledger._conn.execute("SELECT annotator FROM leases WHERE item_id = ?", (int(item_id),)).fetchone()
         return None if row is None else row[0]
+
+    def _once(self, annotator: str, request_id: object, request: list, change) -> dict:
+        """Make a change once per request id: ``change(conn)`` runs in the transaction that also
+        records its response; a repeat of the same request returns that response."""
+        key = _request_id(request_id)
+        fingerprint = json.dumps(request)
+        with self.ledger.transaction() as conn:
+            done = _replayed(conn, annotator, key, fingerprint)
+            if done is not None:
+                return done
+            response = change(conn)
+            _remember(conn, annotator, key, fingerprint, response)
+        return response
 
     def _require_lease(self, conn: sqlite3.Connection, annotator: str, item: int) -> tuple:
         if conn.execute("SELECT 1 FROM items WHERE item_id = ?", (item,)).fetchone() is None:
