@@ -58,9 +58,10 @@ def token_hash(token: str) -> str:
 class Accounts:
     """The accounts of one run, kept in its ledger."""
 
-    def __init__(self, ledger: Ledger):
-        self.ledger = ledger
-        ensure_desk_tables(ledger)
+    def __init__(self, run_or_ledger):
+        """``run_or_ledger``: a :class:`calkit.Run`, or its Ledger."""
+        self.ledger: Ledger = getattr(run_or_ledger, "_ledger", run_or_ledger)
+        ensure_desk_tables(self.ledger)
 
     def add(self, name: str, role: str = "annotator") -> str:
         """Make an account; returns its sign-in token, which is not stored and cannot be shown again."""
