@@ -141,7 +141,7 @@ def test_images_are_served_by_item_id_only(client, tokens):
 def test_the_api_labels_a_round_skips_undoes_asks_and_reports_progress(app, client, tokens):
     h = bearer(tokens["ana"])
     first = client.get("/api/next", headers=h).json()
-    assert [c["key"] for c in first["classes"][:3]] == ["1", "2", "3"] and first["progress"]["round_size"] == 8
+    assert [c["key"] for c in first["classes"][:3]] == ["0", "1", "2"] and first["progress"]["round_size"] == 8
     skipped = first["item"]["id"]
     assert client.post("/api/skip", json={"item_id": skipped, "reason": "can't tell", "request_id": "s"},
                        headers=h).json()["skipped"]
@@ -204,6 +204,8 @@ def test_text_items_are_returned_as_text(tmp_path):
     token = app.state.accounts.add("ana")
     shown = TestClient(app).get("/api/next", headers=bearer(token)).json()["item"]["display"]
     assert shown["kind"] == "text" and shown["text"].startswith("<script>alert(")
+    classes = TestClient(app).get("/api/next", headers=bearer(token)).json()["classes"]
+    assert [c["key"] for c in classes] == ["1", "2", "3"]  # names c0, c1, c2: keys in order
     app.state.run.close()
 
 

@@ -250,8 +250,15 @@ def _page(run, who: Principal) -> dict:
 
 
 def _classes(run) -> list[dict]:
-    return [{"index": i, "name": name, "key": CLASS_KEYS[i] if i < len(CLASS_KEYS) else None}
-            for i, name in enumerate(run.class_names)]
+    """Class buttons and their keys: a class named by one key (the digits "0"-"9") is that key;
+    otherwise 1-9, 0, then letters, in class order."""
+    names = list(run.class_names)
+    own = [n.lower() for n in names]
+    if all(len(k) == 1 and k in CLASS_KEYS for k in own) and len(set(own)) == len(own):
+        keys = own
+    else:
+        keys = [CLASS_KEYS[i] if i < len(CLASS_KEYS) else None for i in range(len(names))]
+    return [{"index": i, "name": name, "key": key} for i, (name, key) in enumerate(zip(names, keys))]
 
 
 def _item(run, lease) -> dict:
