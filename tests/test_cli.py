@@ -26,6 +26,7 @@ def test_run_on_digits_prints_a_round_table_and_report_plots(tmp_path, capsys):
     assert main(["report", str(out)]) == 0
     report = capsys.readouterr().out
     assert "sample-gradients" in report and "stopping rule: fixed 2 epochs" in report
+    assert "learning curve: 3 trained rounds with an accuracy; a forecast needs 4" in report
     png = out / "report.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

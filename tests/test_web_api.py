@@ -224,6 +224,8 @@ def test_the_worker_trains_a_round_once_its_labels_are_complete(app, client, tok
     guess = client.get("/api/next?suggest=true", headers=h).json()["item"]["suggestion"]
     assert guess["model_version"] == 1 and guess["label"] in app.state.run.class_names
     assert 0 < guess["probability"] <= 1
+    lead_page = client.get("/lead", headers=bearer(tokens["lee"])).text
+    assert "a forecast needs 4" in lead_page
     log = (app.state.run.path / "serve" / "worker.log").read_text()
     assert "round 0: trained" in log
     assert np.isfinite(json.loads((app.state.run.path / "serve" / "worker.json").read_text())["last_accuracy"])

@@ -215,6 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", type=Path)
     report.add_argument("--plot", type=Path, help="where to write the PNG [RUN_DIR/report.png]")
     report.add_argument("--no-plot", action="store_true", help="print the table only")
+    report.add_argument("--worth", type=int, default=1000,
+                        help="forecast what this many more labels are worth, by the learning-curve fit [%(default)s]")
+    report.add_argument("--stop-below", type=float, default=None,
+                        help="suggest stopping when they are worth fewer accuracy points than this")
 
     query = sub.add_parser("query", help="write the pending query as CSV and JSONL for people to label")
     query.add_argument("run_dir", type=Path)
@@ -411,10 +415,11 @@ def _status_line(s: dict) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from calkit.report import format_table, plot_learning_curve, read_metrics
+    from calkit.report import forecast_line, format_table, plot_learning_curve, read_metrics
 
     records = read_metrics(args.run_dir)
     print(format_table(records))
+    print(forecast_line(records, args.worth, args.stop_below))
     if not args.no_plot:
         last = records[-1] if records else {}
         title = f"{args.run_dir.name}: {last.get('policy')}, {last.get('acquisition')}"

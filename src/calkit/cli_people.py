@@ -18,6 +18,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8765, help="[%(default)s]")
     serve.add_argument("--lease-seconds", type=float, default=None,
                        help="how long an item stays with one annotator before it may go to another [300]")
+    serve.add_argument("--stop-below", type=float, default=None,
+                       help="the lead's page suggests stopping when the next 1,000 labels are worth fewer accuracy "
+                            "points than this, by the learning-curve fit [0.5]")
     serve.add_argument("--no-worker", action="store_true",
                        help="do not start a worker (run `calkit worker RUN` elsewhere, e.g. where the GPU is)")
 
@@ -62,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from calkit.web.serve import serve
 
     return serve(args.run_dir, host=args.host, port=args.port, worker=not args.no_worker,
-                 lease_seconds=args.lease_seconds, log=lambda line: print(line, flush=True))
+                 lease_seconds=args.lease_seconds, stop_below=args.stop_below, log=lambda line: print(line, flush=True))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -40,6 +40,19 @@ def format_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def forecast_line(records: list[dict], extra: int = 1000, stop_below: float | None = None) -> str:
+    """What the next ``extra`` labels are worth by the learning-curve fit (calkit.learning_curve),
+    read on the validation split where the run has one."""
+    from calkit.learning_curve import MIN_POINTS, curve_points, fit_learning_curve
+
+    split, labels, accuracy = curve_points(records)
+    fit = fit_learning_curve(labels, accuracy)
+    if fit is None:
+        return f"learning curve: {len(labels)} trained rounds with an accuracy; a forecast needs {MIN_POINTS}"
+    name = {"val": "validation", "test": "test"}[split]
+    return f"learning curve ({name} accuracy): {fit.describe(extra, stop_below)}"
+
+
 def plot_learning_curve(records: list[dict], out: Path, title: str = "") -> Path:
     """Test (and validation, where the run has it) accuracy against labeled items; needs the optional
     matplotlib (calkit[plot])."""

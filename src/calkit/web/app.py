@@ -28,10 +28,13 @@ from calkit.labeling.accounts import Accounts
 from calkit.labeling.desk import DEFAULT_LEASE_SECONDS, Desk, Refused
 from calkit.labeling.display import describe, image_bytes
 from calkit.labeling.worker import read_worker_status, tail_log
+from calkit.report import forecast_line
 from calkit.web.auth import COOKIE, BodyLimit, Principal, authenticate, lead_only, security_headers
 from calkit.web.charts import learning_curve_svg
 
 HERE = Path(__file__).parent
+#: Accuracy points below which the lead's page suggests stopping (`calkit serve --stop-below`).
+DEFAULT_STOP_BELOW = 0.5
 #: Keys of the class buttons, in class order.
 CLASS_KEYS = "1234567890abcdefghijklmnopqrstuvwxyz"
 
@@ -69,9 +72,11 @@ class SignInIn(BaseModel):
 
 
 def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECONDS, secure_cookies: bool = False,
-               dataset=None) -> FastAPI:
+               dataset=None, stop_below: float = DEFAULT_STOP_BELOW) -> FastAPI:
     """The application for one run (opened here; it must have been created with oracle people).
-    ``dataset``: the run's Dataset object, for runs made from one rather than a name or path."""
+    ``dataset``: the run's Dataset object, for runs made from one rather than a name or path.
+    ``stop_below``: the lead's page suggests stopping when more labels are worth fewer accuracy
+    points than this (calkit.learning_curve)."""
     from calkit.run import Run
 
     run = Run.open(run_path, dataset=dataset)
@@ -161,6 +166,7 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
                    "needs_lead": [{**n, "shown": describe(run.dataset.display(n["item_id"]))}
                                   for n in overview.unsettled_needing_lead(run)], "log": tail_log(run.path, 40),
                    "worker": read_worker_status(run.path), "curve": learning_curve_svg(rounds),
+                   "forecast": forecast_line(run.metrics(), _worth(run), stop_below),
                    "progress": desk.progress(who.name), "classes": list(run.class_names)}
         return templates.TemplateResponse(request, "lead.html", context)
 
@@ -242,6 +248,12 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
                                  headers={"Content-Disposition": 'attachment; filename="labels.jsonl"'})
 
     return app
+
+
+def _worth(run) -> int:
+    """How many more labels the forecast prices: 1,000, or what the pool has left."""
+    asked = len(run._ledger.queried_ids())
+    return max(1, min(1000, run.dataset.pool_size - asked))
 
 
 def _page(run, who: Principal) -> dict:

@@ -108,7 +108,7 @@ class WorkerSupervisor:
 
 
 def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, worker: bool = True,
-          lease_seconds: float | None = None, log=print) -> int:
+          lease_seconds: float | None = None, stop_below: float | None = None, log=print) -> int:
     """Serve a run's labeling application until interrupted; returns an exit status."""
     import uvicorn
     from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -118,7 +118,7 @@ def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
 
     check_host(host)
     check_port_free(host, port)
-    kwargs = {} if lease_seconds is None else {"lease_seconds": lease_seconds}
+    kwargs = {k: v for k, v in (("lease_seconds", lease_seconds), ("stop_below", stop_below)) if v is not None}
     app = create_app(run_path, **kwargs)
     if host in LOOPBACK:
         # Only this machine's names: a web page elsewhere cannot reach the application by
