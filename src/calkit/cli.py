@@ -58,6 +58,10 @@ def run_flags() -> list[tuple[str, type, str]]:
         ("seed", int, "seed of every random choice [0]"),
         ("oracle", str, f"{' or '.join(ORACLES)}: known labels, or people answering through the API, files "
          "(query/ingest) or the web application ('files' is an alias of 'people') [simulated]"),
+        ("annotators", int, "oracle simulated: annotators sharing each query, sim-0, sim-1, ... [1]"),
+        ("label-noise", float, "oracle simulated: each answer is wrong with this probability [0]"),
+        ("noise-model", str, "uniform (a wrong answer is any other class) or pairs (each class is mistaken for "
+         "one fixed other class) [uniform]"),
         ("optimizer", str, "adam or sgd [adam]"),
         ("lr", float, "learning rate [0.001]"),
         ("later-lr-factor", float, f"rounds after the initial one start from --lr times this "

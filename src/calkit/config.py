@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from calkit.errors import ConfigError, is_positive_int
+from calkit.noise import NoiseModel
 from calkit.oracle import oracle_name
 from calkit.policies.options import PolicyOptions
 from calkit.train.schedules import Schedule
@@ -86,6 +87,9 @@ class RunConfig:
     #: open round t+1's query as soon as round t's labels are in, chosen by the model of round t-1,
     #: so people label while round t trains (rounds 2 on; round 1 waits for the initial model)
     lookahead: bool = False
+    annotators: int = 1  #: oracle simulated: this many annotators share each query (sim-0, sim-1, ...)
+    label_noise: float = 0.0  #: oracle simulated: each answer is wrong with this probability
+    noise_model: str = "uniform"  #: calkit.noise: uniform (any other class) or pairs (one fixed other class)
     #: True once calkit.resolve filled in every default: a run's config.yaml is, and opens as written
     resolved: bool = False
 
@@ -137,6 +141,9 @@ class RunConfig:
                                                      and 0 < self.later_lr_factor < float("inf")):
             raise ConfigError(f"later-lr-factor must be a positive number, got {self.later_lr_factor!r}")
         check_shrink_perturb(1.0 if self.shrink is None else self.shrink, 0.0 if self.perturb is None else self.perturb)
+        if not is_positive_int(self.annotators):
+            raise ConfigError(f"annotators must be a positive integer, got {self.annotators!r}")
+        NoiseModel(self.noise_model, self.label_noise)  # validates them
         self.policy_options()  # validates the policy settings
         self.lr_schedule()
         self.optimizer_config()

@@ -29,6 +29,7 @@ from calkit.evaluate import accuracy_by_round, evaluate
 from calkit.faults import fault_point
 from calkit.ledger import Ledger, Query, utc_now
 from calkit.models import ModelSpec, build_model
+from calkit.noise import NoiseModel
 from calkit.oracle import Oracle, make_oracle
 from calkit.options import build_options
 from calkit.policies import Policy, PolicyOptions, RoundData, make_policy
@@ -90,7 +91,7 @@ class ActiveLoop:
         if policy is not None:
             align_policy(policy, cfg)
         self.acquisition: Acquisition = acquisition or make_acquisition(cfg.acquisition, cfg.acquisition_options)
-        self.oracle: Oracle = make_oracle(cfg.oracle, dataset)
+        self.oracle: Oracle = oracle_for(cfg, dataset)
         self.rules = RoundRules(cfg, self.policy)
         self.data = DeviceData(dataset, _device(cfg.device))
         self.trainer = RoundTrainer(cfg, self.data, self.policy, self.rules, model_factory or self._spec_factory(),
@@ -125,7 +126,7 @@ class ActiveLoop:
         plan_rounds(cfg, dataset.pool_size)  # fail on impossible budgets before touching disk
         policy = policy or make_policy(cfg.policy, cfg.policy_options(), cfg.policy_settings)
         acquisition = acquisition or make_acquisition(cfg.acquisition, cfg.acquisition_options)
-        make_oracle(cfg.oracle, dataset)
+        oracle_for(cfg, dataset)
         _device(cfg.device)
         RoundRules(cfg, policy)
         _check_model_fits(cfg, dataset, model_factory)
@@ -409,6 +410,10 @@ def run_status(ledger: Ledger, plan: list[int]) -> RunStatus:
     unsettled = len(ledger.unanswered(t)) if ledger.round_state(t) == "open" else 0
     disputed = len(ledger.disputed(t)) if unsettled else 0
     return RunStatus("awaiting_labels" if unsettled else "ready", t, sum(plan[:t]), unsettled, disputed)
+
+
+def oracle_for(cfg: RunConfig, dataset: Dataset) -> Oracle:
+    return make_oracle(cfg.oracle, dataset, cfg.annotators, NoiseModel(cfg.noise_model, cfg.label_noise), cfg.seed)
 
 
 def dataset_for(cfg: RunConfig) -> Dataset:

@@ -12,7 +12,7 @@ import random
 import numpy as np
 import torch
 
-PHASES = {"initial": 1, "init": 2, "train": 3, "select": 4, "subset": 5, "anneal": 6}
+PHASES = {"initial": 1, "init": 2, "train": 3, "select": 4, "subset": 5, "anneal": 6, "label-noise": 7}
 
 
 def derive_seed(seed: int, round_index: int, phase: str) -> int:
