@@ -30,6 +30,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--threads", type=int, default=None,
                         help="CPU threads for training [all cores but one, which the web application keeps]")
 
+    review = sub.add_parser("review", help="the labels most worth checking again, by confident learning on "
+                            "cross-validated predictions")
+    review.add_argument("run_dir", type=Path)
+    review.add_argument("--top", type=int, default=20, help="how many to list [%(default)s]")
+    review.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    review.add_argument("--source", default="crossval", help="whose predictions: crossval (5 models trained on the "
+                        "other folds), selection (the model that chose each item), ensemble, newest [%(default)s]")
+
     annotators = sub.add_parser("annotators", help="who may label a run: add, list, reset, revoke")
     commands = annotators.add_subparsers(dest="annotators_command", required=True)
     add = commands.add_parser("add", help="make an account and print its sign-in link (shown once)")
@@ -110,4 +118,29 @@ def cmd_annotators(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"serve": cmd_serve, "worker": cmd_worker, "annotators": cmd_annotators}
+def cmd_review(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from calkit.run import Run
+
+    if args.top < 1:
+        raise CalkitError(f"--top must be a positive integer, got {args.top}")
+    with Run.open(args.run_dir) as run:
+        suspects = run.review_labels(args.source)
+        names = run.class_names
+    flagged = sum(s.confident for s in suspects)
+    if args.json:
+        for s in suspects[:args.top]:
+            print(json.dumps({**dataclasses.asdict(s), "given_name": names[s.given], "likely_name": names[s.likely]}))
+        return 0
+    print(f"{flagged} of {len(suspects)} agreed labels are confidently another class; the {min(args.top, len(suspects))} "
+          "most suspect:")
+    print(f"{'rank':>4}  {'item':>10}  {'round':>5}  {'labeled':>12}  {'likely':>12}  {'p(label)':>8}  confident")
+    for rank, s in enumerate(suspects[:args.top], 1):
+        print(f"{rank:>4}  {s.item_id:>10}  {s.round:>5}  {names[s.given][:12]:>12}  {names[s.likely][:12]:>12}  "
+              f"{s.self_confidence:>8.3f}  {'yes' if s.confident else 'no'}")
+    return 0
+
+
+HANDLERS = {"serve": cmd_serve, "worker": cmd_worker, "annotators": cmd_annotators, "review": cmd_review}

@@ -32,7 +32,8 @@ from torch import nn
 from calkit.answers import IngestResult, annotator_problem, class_index, ingest, write_query
 from calkit.config import RunConfig, plan_rounds
 from calkit.data import Dataset
-from calkit.errors import ConfigError, LabelError
+from calkit.errors import ConfigError, LabelError, LedgerError
+from calkit.label_review import PREDICTION_SOURCES, Suspect
 from calkit.ledger import ANONYMOUS, LabelFact, Ledger, SubmitResult
 from calkit.loop import ActiveLoop, RunDirectory, RunStatus, object_disagrees, open_parts, run_status
 from calkit.policies import PolicyOptions
@@ -287,6 +288,56 @@ class Run:
         ctx = ModelScoringContext(loop.model_at(trained[-1]), loop.data, np.random.default_rng(0),
                                   self._cfg.score_batch_size)
         return ctx.probabilities(np.asarray(item_ids, dtype=np.int64)), trained[-1]
+
+    def review_labels(self, source: str = "crossval") -> list[Suspect]:
+        """The agreed labels of the trained rounds, most suspect first: confident learning on
+        out-of-sample predictions (calkit.label_review documents ``source``). Builds and trains
+        models: not for a web process."""
+        from calkit.acquisition import ModelScoringContext
+        from calkit.label_review import cross_validated_probabilities, rank_suspects, selector_round
+
+        if source not in PREDICTION_SOURCES:
+            raise ConfigError(f"source must be one of {', '.join(PREDICTION_SOURCES)}, got {source!r}")
+        trained = sorted(self._ledger.trained_rounds())
+        if not trained:
+            raise LabelError({"model": "no round has been trained yet"})
+        loop = self._training()
+        agreed = self._ledger.adjudicated()
+        models: dict[int, nn.Module] = {}
+
+        def model(t: int) -> nn.Module:
+            if t not in models:
+                try:
+                    models[t] = loop.model_at(t)
+                except (OSError, LedgerError):
+                    models[t] = model(trained[-1]) if t != trained[-1] else loop.model_at(t)
+            return models[t]
+
+        if source == "crossval":
+            ids = np.array([i for t in trained for i in self._ledger.query(t).ids.tolist() if i in agreed],
+                           dtype=np.int64)
+            rounds = np.array([self._ledger.query_round_of([i])[int(i)] for i in ids])
+            given = np.array([agreed[int(i)] for i in ids], dtype=np.int64)
+            return rank_suspects(ids, rounds, given, cross_validated_probabilities(loop, ids, given))
+        ids, rounds, given, probs = [], [], [], []
+        for t in trained:
+            items = np.array([i for i in self._ledger.query(t).ids.tolist() if i in agreed], dtype=np.int64)
+            chooser = selector_round(t, self._cfg.lookahead)
+            chooser = trained[-1] if chooser is None or source == "newest" else chooser
+
+            def predict(m: int) -> np.ndarray:
+                ctx = ModelScoringContext(model(m), loop.data, np.random.default_rng(0), self._cfg.score_batch_size)
+                return ctx.probabilities(items)
+
+            p = predict(chooser)
+            if source == "ensemble":
+                later = [m for m in trained if m > chooser]
+                p = (p + sum(predict(m) for m in later)) / (1 + len(later))
+            ids.append(items)
+            rounds.append(np.full(len(items), t))
+            given.append(np.array([agreed[int(i)] for i in items], dtype=np.int64))
+            probs.append(p)
+        return rank_suspects(np.concatenate(ids), np.concatenate(rounds), np.concatenate(given), np.concatenate(probs))
 
     def status(self) -> RunStatus:
         """Where the run stands: ``awaiting_labels``, ``ready``, ``training`` or ``complete``."""
