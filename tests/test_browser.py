@@ -8,7 +8,9 @@ to the test's folder, and to $CALKIT_SCREENSHOTS when that is set (the README's 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import os
 import re
 import shutil
@@ -29,6 +31,7 @@ import uvicorn  # noqa: E402
 
 from calkit import Run  # noqa: E402
 from calkit.labeling.desk import Desk  # noqa: E402
+from calkit.labeling.guidelines import Guidelines  # noqa: E402
 from calkit.labeling.worker import work  # noqa: E402
 from calkit.web.app import create_app  # noqa: E402
 from tests.conftest import make_blobs  # noqa: E402
@@ -98,10 +101,17 @@ def test_an_annotator_labels_by_keyboard_and_the_lead_sees_it(browser, tmp_path)
         ana, lee = accounts.add("ana"), accounts.add("lee", role="lead")
         ds = server.app.state.run.dataset
         truth = lambda item: int(ds.y_train[ds.positions([item])[0]])  # noqa: E731
+        Guidelines(server.app.state.run).set("# Digits\n\nA **7** may have a bar. Skip what you cannot read.\n")
         context = browser.new_context(viewport={"width": 1100, "height": 900})
         page = context.new_page()
         page.goto(f"{server.url}/signin#token={ana}")
         expect(page).to_have_url(f"{server.url}/")
+        expect(page.locator("#guideline .guideline-text")).to_contain_text("may have a bar")  # open on a first visit
+        expect(page.locator("#guideline-new")).to_be_visible()
+        shot(page, tmp_path, "label-guideline")
+        page.locator("#guideline summary").click()
+        page.reload()
+        expect(page.locator("#guideline .guideline-text")).to_be_hidden()  # read: closed from now on
         seen = []
         for _ in range(10):
             item = current_item(page)
@@ -140,6 +150,9 @@ def test_an_annotator_labels_by_keyboard_and_the_lead_sees_it(browser, tmp_path)
         expect(row).to_contain_text("10")
         expect(lead.locator("#questions")).to_contain_text("Is a 7 with a bar still a 7?")
         expect(lead.locator("#skips")).to_contain_text(str(skipped))
+        expect(lead.get_by_text("v1 · ")).to_be_visible()
+        rows = list(csv.DictReader(io.StringIO(lead.request.get(f"{server.url}/api/export.csv").text())))
+        assert {r["guideline_version"] for r in rows} == {"v1"} and len(rows) == 10  # the undo kept its answer
         shot(lead, tmp_path, "lead")
 
         # the last item of round 0 is ana's lease; the skipped one goes to bo (by the API); then the worker trains

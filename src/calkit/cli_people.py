@@ -38,6 +38,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     review.add_argument("--source", default="crossval", help="whose predictions: crossval (5 models trained on the "
                         "other folds), selection (the model that chose each item), ensemble, newest [%(default)s]")
 
+    guideline = sub.add_parser("guideline", help="the run's labeling guideline, in versions: set, show, history, diff")
+    guideline.add_argument("run_dir", type=Path)
+    gsub = guideline.add_subparsers(dest="guideline_command", required=True)
+    gset = gsub.add_parser("set", help="make a Markdown file the current guideline (a new version if it changed)")
+    gset.add_argument("file", type=Path)
+    gset.add_argument("--note", help="what changed, for the history")
+    gset.add_argument("--author", default="lead", help="[%(default)s]")
+    gshow = gsub.add_parser("show", help="print a version's text [the current one]")
+    gshow.add_argument("--version", type=int)
+    gsub.add_parser("history", help="every version: when, who, what changed")
+    gdiff = gsub.add_parser("diff", help="a unified diff between two versions")
+    gdiff.add_argument("old", type=int)
+    gdiff.add_argument("new", type=int)
+
     annotators = sub.add_parser("annotators", help="who may label a run: add, list, reset, revoke")
     commands = annotators.add_subparsers(dest="annotators_command", required=True)
     add = commands.add_parser("add", help="make an account and print its sign-in link (shown once)")
@@ -143,4 +157,34 @@ def cmd_review(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"serve": cmd_serve, "worker": cmd_worker, "annotators": cmd_annotators, "review": cmd_review}
+def cmd_guideline(args: argparse.Namespace) -> int:
+    from calkit.labeling.guidelines import Guidelines
+    from calkit.run import Run
+
+    with Run.open(args.run_dir) as run:
+        guidelines = Guidelines(run)
+        command = args.guideline_command
+        if command == "set":
+            try:
+                text = args.file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CalkitError(f"cannot read {args.file}: {exc}") from exc
+            before = guidelines.current()
+            now = guidelines.set(text, author=args.author, note=args.note)
+            same = before is not None and before.version == now.version
+            print(f"guideline {now.label}" + (" unchanged (the same text)" if same else " is now current"))
+        elif command == "show":
+            g = guidelines.get(args.version) if args.version else guidelines.current()
+            if g is None:
+                raise CalkitError("no such guideline version" if args.version else
+                                  f"no guideline yet: calkit guideline {args.run_dir} set FILE.md")
+            print(g.text, end="" if g.text.endswith("\n") else "\n")
+        elif command == "history":
+            for g in guidelines.history():
+                print(f"{g.label}\t{g.created_at}\t{g.author}\t{g.note or ''}")
+        else:
+            print(guidelines.diff(args.old, args.new), end="")
+    return 0
+
+
+HANDLERS = {"guideline": cmd_guideline, "serve": cmd_serve, "worker": cmd_worker, "annotators": cmd_annotators, "review": cmd_review}

@@ -141,7 +141,8 @@ class Desk:
     # -- answers ---------------------------------------------------------------------------------
     def submit(self, annotator: str, item_id: object, label: object, request_id: object,
                guideline_version: str | None = None) -> dict:
-        """Answer a leased item; returns what was stored (repeated request ids return the first answer)."""
+        """Answer a leased item; returns what was stored (repeated request ids return the first answer).
+        The answer records ``guideline_version``, by default the run's current guideline version."""
         item = _item_id(item_id)
 
         def answer(conn: sqlite3.Connection) -> dict:
@@ -149,7 +150,8 @@ class Desk:
             index, why = class_index(label, self.run.class_names)
             if index is None:
                 raise Refused(422, "bad_label", (why or "unknown class")[:300])
-            fact = LabelFact(item, index, source=SOURCE, annotator=annotator, guideline_version=guideline_version)
+            followed = guideline_version or _current_guideline(conn)
+            fact = LabelFact(item, index, source=SOURCE, annotator=annotator, guideline_version=followed)
             try:
                 result = self.ledger.submit_in(conn, [fact], n_classes=len(self.run.class_names))
             except LabelError as exc:
@@ -158,7 +160,7 @@ class Desk:
             conn.execute("DELETE FROM leases WHERE item_id = ?", (item,))
             effect = "added" if result.added else "superseded" if result.superseded else "unchanged"
             return {"item_id": item, "label": self.run.class_names[index], "label_index": index,
-                    "round": _round_of(conn, item), "stored": effect, "committed": True}
+                    "round": _round_of(conn, item), "stored": effect, "committed": True, "guideline": followed}
 
         return self._once(annotator, request_id, ["label", item, label], answer)
 
@@ -386,6 +388,12 @@ def _next_for(conn: sqlite3.Connection, round_index: int, annotator: str, now: f
 def _open_round(conn: sqlite3.Connection) -> int | None:
     row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
     return None if row is None else int(row[0])
+
+
+def _current_guideline(conn: sqlite3.Connection) -> str | None:
+    """The label of the guideline version in force ("v3"), read in the answer's transaction."""
+    row = conn.execute("SELECT MAX(version) FROM guidelines").fetchone()
+    return None if row is None or row[0] is None else f"v{row[0]}"
 
 
 def _round_of(conn: sqlite3.Connection, item: int) -> int:

@@ -57,6 +57,13 @@ CREATE TABLE IF NOT EXISTS suggestions (
     probability REAL NOT NULL,
     model_round INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS guidelines (
+    version INTEGER PRIMARY KEY AUTOINCREMENT,
+    text TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    author TEXT NOT NULL,
+    note TEXT
+);
 CREATE TABLE IF NOT EXISTS questions (
     question_id INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id INTEGER NOT NULL REFERENCES items(item_id),

@@ -27,6 +27,7 @@ from calkit.labeling import overview
 from calkit.labeling.accounts import Accounts
 from calkit.labeling.desk import DEFAULT_LEASE_SECONDS, Desk, Refused
 from calkit.labeling.display import describe, image_bytes
+from calkit.labeling.guidelines import Guidelines, render
 from calkit.labeling.worker import read_worker_status, tail_log
 from calkit.report import forecast_line
 from calkit.web.auth import COOKIE, BodyLimit, Principal, authenticate, lead_only, security_headers
@@ -88,6 +89,7 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
                           "(calkit run --dataset ... --oracle people --out RUN) and serve that")
     desk = Desk(run, lease_seconds=lease_seconds)
     accounts = Accounts(run._ledger)
+    guidelines = Guidelines(run)
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
@@ -156,7 +158,9 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def label_page(request: Request, who: Principal = user) -> Response:
-        return templates.TemplateResponse(request, "label.html", _page(run, who))
+        current = guidelines.current()
+        return templates.TemplateResponse(request, "label.html", {
+            **_page(run, who), "guideline": current, "guideline_html": render(current.text) if current else ""})
 
     @app.get("/lead", response_class=HTMLResponse, include_in_schema=False)
     def lead_page(request: Request, who: Principal = lead) -> Response:
@@ -167,7 +171,8 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
                                   for n in overview.unsettled_needing_lead(run)], "log": tail_log(run.path, 40),
                    "worker": read_worker_status(run.path), "curve": learning_curve_svg(rounds),
                    "forecast": forecast_line(run.metrics(), _worth(run), stop_below),
-                   "progress": desk.progress(who.name), "classes": list(run.class_names)}
+                   "progress": desk.progress(who.name), "classes": list(run.class_names),
+                   "guidelines": _guideline_history(guidelines)}
         return templates.TemplateResponse(request, "lead.html", context)
 
     # -- the JSON API ---------------------------------------------------------------------------------
@@ -208,8 +213,17 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
     @app.get("/api/progress", tags=["labeling"], summary="This round, the whole budget, yours; the model's state")
     def progress(who: Principal = user) -> dict:
         status = run.status()
+        current = guidelines.current()
         return {"progress": desk.progress(who.name).to_dict(), "run": {"state": status.state, "round": status.round,
-                "rounds": len(run.plan)}, "model": _model(run)}
+                "rounds": len(run.plan)}, "model": _model(run), "guideline": current.label if current else None}
+
+    @app.get("/api/guideline", tags=["labeling"], summary="The current guideline (Markdown and safe HTML)")
+    def guideline(who: Principal = user) -> dict:
+        current = guidelines.current()
+        if current is None:
+            return {"version": None}
+        return {"version": current.label, "created_at": current.created_at, "markdown": current.text,
+                "html": render(current.text)}
 
     @app.get("/api/items/{item_id}/image", tags=["labeling"], summary="An asked item's image (by id only)")
     def item_image(item_id: int, who: Principal = user) -> Response:
@@ -248,6 +262,16 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
                                  headers={"Content-Disposition": 'attachment; filename="labels.jsonl"'})
 
     return app
+
+
+def _guideline_history(guidelines: Guidelines) -> list[dict]:
+    """Every version, newest first, each with its diff from the one before."""
+    versions = guidelines.history()
+    out = []
+    for before, g in zip([None] + versions[:-1], versions):
+        out.append({"label": g.label, "created_at": g.created_at, "author": g.author, "note": g.note,
+                    "diff": guidelines.diff(before.version, g.version) if before else g.text})
+    return out[::-1]
 
 
 def _worth(run) -> int:

@@ -7,6 +7,16 @@
   let classes = [];
   let busy = false;
   let waitTimer = null;
+  // The guideline opens on a first visit and whenever its version changed since it was read.
+  const panel = $("guideline");
+  const pageGuideline = panel ? panel.dataset.version : null;
+  if (panel && localStorage.getItem("calkit.guideline") !== pageGuideline) {
+    panel.open = true;
+    $("guideline-new").classList.remove("hidden");
+  }
+  if (panel) panel.addEventListener("toggle", () => {
+    if (!panel.open) localStorage.setItem("calkit.guideline", pageGuideline);
+  });
   const toggle = $("suggest-toggle");
   toggle.checked = localStorage.getItem("calkit.suggest") === "1";
   toggle.addEventListener("change", () => {
@@ -237,6 +247,10 @@
     try {
       const now = await calkit.call("GET", "/api/progress");
       showProgress(now.progress, now.model);
+      if (now.guideline && now.guideline !== pageGuideline) {
+        $("guideline-changed").textContent = `The guideline is now ${now.guideline}: reload the page to read it.`;
+        $("guideline-changed").classList.remove("hidden");
+      }
     } catch (error) { /* the next poll tries again */ }
   }, 3000);
   load();
