@@ -154,6 +154,14 @@ def test_an_annotator_labels_by_keyboard_and_the_lead_sees_it(browser, tmp_path)
         rows = list(csv.DictReader(io.StringIO(lead.request.get(f"{server.url}/api/export.csv").text())))
         assert {r["guideline_version"] for r in rows} == {"v1"} and len(rows) == 10  # the undo kept its answer
         shot(lead, tmp_path, "lead")
+        lead.locator("form.answer textarea").first.fill("Yes: a 7 with a bar is a 7.")
+        lead.locator("form.answer button[type=submit]").first.click()
+        expect(lead.locator("button.promote")).to_be_visible()  # the page reloaded with the answer
+        page.locator("#question-log summary").click()
+        page.locator("#question-search").fill("bar")
+        expect(page.locator("#question-results")).to_contain_text("A (lee): Yes: a 7 with a bar is a 7.")
+        shot(page, tmp_path, "label-questions")
+        page.locator("#question-search").blur()
 
         # the last item of round 0 is ana's lease; the skipped one goes to bo (by the API); then the worker trains
         page.keyboard.press(str(truth(asked)))

@@ -238,11 +238,45 @@ class Desk:
             if recent >= MAX_QUESTIONS_PER_WINDOW:
                 raise Refused(429, "too_many_questions", f"at most {MAX_QUESTIONS_PER_WINDOW} questions in "
                               f"{QUESTION_WINDOW_MINUTES} minutes; wait for the lead's answers")
-            cur = conn.execute("INSERT INTO questions(item_id, annotator, round, text, created_at) VALUES (?, ?, ?, ?, ?)",
-                               (item, annotator, row[0], question, utc_now()))
-            return {"question_id": cur.lastrowid, "item_id": item, "text": question}
+            followed = _current_guideline(conn)
+            cur = conn.execute("INSERT INTO questions(item_id, annotator, round, text, created_at, guideline_version) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", (item, annotator, row[0], question, utc_now(), followed))
+            return {"question_id": cur.lastrowid, "item_id": item, "text": question, "guideline": followed}
 
         return self._once(annotator, request_id, ["ask", item, question], log)
+
+    def answer_question(self, lead: str, question_id: object, text: object) -> dict:
+        """A lead's answer to a question (a later answer replaces it); every annotator can find it."""
+        number = _item_id(question_id)
+        answer = _text(text, "answer")
+        with self.ledger.transaction() as conn:
+            found = conn.execute("UPDATE questions SET answer = ?, answered_by = ?, answered_at = ? WHERE question_id = ?",
+                                 (answer, lead, utc_now(), number)).rowcount
+        if not found:
+            raise Refused(404, "unknown_question", f"no question {number}")
+        return self.question(number)
+
+    def question(self, question_id: int) -> dict | None:
+        rows = self._questions("WHERE question_id = ?", (question_id,))
+        return rows[0] if rows else None
+
+    def search_questions(self, words: str = "", limit: int = 50) -> list[dict]:
+        """Questions whose text or answer holds every word (case-insensitive), newest first."""
+        terms = [w for w in str(words).split() if w][:10]
+        where = " AND ".join(["(q.text LIKE ? ESCAPE '\\' OR COALESCE(q.answer, '') LIKE ? ESCAPE '\\')"] * len(terms))
+        args: list = []
+        for term in terms:
+            like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            args += [like, like]
+        return self._questions(("WHERE " + where) if terms else "", tuple(args), limit)
+
+    def _questions(self, where: str, args: tuple, limit: int = 50) -> list[dict]:
+        rows = self.ledger._conn.execute(
+            "SELECT q.question_id, q.item_id, q.annotator, q.round, q.text, q.created_at, q.guideline_version, "
+            f"q.answer, q.answered_by, q.answered_at FROM questions q {where} ORDER BY q.question_id DESC LIMIT ?",
+            (*args, int(limit))).fetchall()
+        keys = ("id", "item_id", "annotator", "round", "text", "at", "guideline", "answer", "answered_by", "answered_at")
+        return [dict(zip(keys, row)) for row in rows]
 
     def release(self, annotator: str) -> None:
         """Give back whatever the annotator holds (signing out, closing the tab)."""

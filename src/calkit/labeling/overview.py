@@ -62,13 +62,6 @@ def skips(run) -> list[dict]:
              "settled": r[5] is not None} for r in rows]
 
 
-def questions(run) -> list[dict]:
-    rows = run._ledger._conn.execute(
-        "SELECT question_id, item_id, annotator, round, text, created_at FROM questions ORDER BY question_id DESC"
-    ).fetchall()
-    return [{"id": r[0], "item_id": r[1], "annotator": r[2], "round": r[3], "text": r[4], "at": r[5]} for r in rows]
-
-
 def unsettled_needing_lead(run) -> list[dict]:
     """Items of the open round that nobody can settle without the lead: disputed, or skipped by
     every active annotator (leads aside) who has not answered them."""

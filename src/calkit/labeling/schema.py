@@ -70,7 +70,11 @@ CREATE TABLE IF NOT EXISTS questions (
     annotator TEXT NOT NULL,
     round INTEGER,
     text TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    guideline_version TEXT,
+    answer TEXT,
+    answered_by TEXT,
+    answered_at TEXT
 );
 """
 
@@ -81,6 +85,11 @@ def ensure_desk_tables(ledger: Ledger) -> None:
         for statement in _DESK_TABLES.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        # desks of the first 0.4 development builds
         columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
-        if "request" not in columns:  # desks of the first 0.4 development builds
+        if "request" not in columns:
             conn.execute("ALTER TABLE requests ADD COLUMN request TEXT NOT NULL DEFAULT ''")
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(questions)")}
+        for name in ("guideline_version", "answer", "answered_by", "answered_at"):
+            if name not in columns:
+                conn.execute(f"ALTER TABLE questions ADD COLUMN {name} TEXT")

@@ -62,6 +62,10 @@ class QuestionIn(BaseModel):
     request_id: StrictStr
 
 
+class AnswerIn(BaseModel):
+    text: StrictStr
+
+
 class ResolveIn(BaseModel):
     item_id: StrictInt
     label: StrictInt | StrictStr
@@ -166,7 +170,7 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
     def lead_page(request: Request, who: Principal = lead) -> Response:
         rounds = overview.rounds(run)
         context = {**_page(run, who), "rounds": rounds, "annotators": overview.annotators(run),
-                   "skips": overview.skips(run)[:200], "questions": overview.questions(run)[:200],
+                   "skips": overview.skips(run)[:200], "questions": desk.search_questions("", limit=200),
                    "needs_lead": [{**n, "shown": describe(run.dataset.display(n["item_id"]))}
                                   for n in overview.unsettled_needing_lead(run)], "log": tail_log(run.path, 40),
                    "worker": read_worker_status(run.path), "curve": learning_curve_svg(rounds),
@@ -210,6 +214,29 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
     def post_question(body: QuestionIn, who: Principal = user) -> dict:
         return desk.ask(who.name, body.item_id, body.text, body.request_id)
 
+    @app.get("/api/questions", tags=["labeling"], summary="Search the question log (every word, in question or answer)")
+    def questions(q: str = "", who: Principal = user) -> dict:
+        return {"questions": desk.search_questions(q[:200], limit=50)}
+
+    @app.post("/api/lead/questions/{question_id}/answer", tags=["lead"], summary="Answer a question")
+    def answer_question(question_id: int, body: AnswerIn, who: Principal = lead) -> dict:
+        return desk.answer_question(who.name, question_id, body.text)
+
+    @app.post("/api/lead/questions/{question_id}/promote", tags=["lead"],
+              summary="Add an answered question to the guideline (a new version)")
+    def promote_question(question_id: int, who: Principal = lead) -> dict:
+        found = desk.question(question_id) if -2**63 <= question_id < 2**63 else None
+        if found is None or not found["answer"]:
+            raise Refused(409, "not_answered", f"question {question_id} has no answer to add")
+        current = guidelines.current()
+        addition = (f"**Q (item {found['item_id']}):** {found['text']}\n\n**A:** {found['answer']}\n")
+        heading = "## From the question log"
+        text = (current.text.rstrip() + "\n\n") if current else ""
+        if heading not in text:
+            text += heading + "\n\n"
+        version = guidelines.set(text + addition, author=who.name, note=f"question {question_id}")
+        return {"guideline": version.label}
+
     @app.get("/api/progress", tags=["labeling"], summary="This round, the whole budget, yours; the model's state")
     def progress(who: Principal = user) -> dict:
         status = run.status()
@@ -248,7 +275,7 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
     @app.get("/api/lead/overview", tags=["lead"], summary="Rounds, annotators, skips, questions, worker")
     def lead_overview(who: Principal = lead) -> dict:
         return {"rounds": overview.rounds(run), "annotators": overview.annotators(run), "skips": overview.skips(run),
-                "questions": overview.questions(run), "needs_lead": overview.unsettled_needing_lead(run),
+                "questions": desk.search_questions("", limit=1000), "needs_lead": overview.unsettled_needing_lead(run),
                 "worker": read_worker_status(run.path), "log": tail_log(run.path, 100)}
 
     @app.get("/api/export.csv", tags=["lead"], summary="Every label with its provenance, as CSV")

@@ -243,6 +243,33 @@
     if (c) { event.preventDefault(); answer(c.index); }
   });
 
+  // The question log: searched as one types, shown as text.
+  let searchTimer = null;
+  async function searchQuestions() {
+    const words = $("question-search").value;
+    try {
+      const found = await calkit.call("GET", "/api/questions?q=" + encodeURIComponent(words));
+      const list = $("question-results");
+      list.replaceChildren();
+      for (const q of found.questions) {
+        const entry = document.createElement("li");
+        const asked = document.createElement("div");
+        asked.textContent = `Q (item ${q.item_id}, ${q.annotator}${q.guideline ? ", guideline " + q.guideline : ""}): ${q.text}`;
+        const answer = document.createElement("div");
+        answer.className = q.answer ? "answer" : "muted";
+        answer.textContent = q.answer ? `A (${q.answered_by}): ${q.answer}` : "not answered yet";
+        entry.append(asked, answer);
+        list.append(entry);
+      }
+      if (!found.questions.length) list.textContent = "No question matches.";
+    } catch (error) { say(error.message, "error"); }
+  }
+  $("question-search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(searchQuestions, 300);
+  });
+  $("question-log").addEventListener("toggle", () => { if ($("question-log").open) searchQuestions(); });
+
   setInterval(async () => {
     try {
       const now = await calkit.call("GET", "/api/progress");
