@@ -57,8 +57,16 @@ def test_the_api_searches_for_everyone_and_answers_and_promotes_for_leads(app):
     assert [(q["text"], q["answer"], q["answered_by"]) for q in found] == [("<i>blurry</i>?", "Skip it.", "lee")]
     assert client.post(f"/api/lead/questions/{number}/promote", headers=lee).json() == {"guideline": "v1"}
     guide = client.get("/api/guideline", headers=ana).json()
-    assert "## From the question log" in guide["markdown"] and "**A:** Skip it." in guide["markdown"]
+    assert "## From the question log" in guide["markdown"] and "<strong>A:</strong> Skip it." in guide["html"]
     assert "<i>" not in guide["html"]  # markup in a question stays text in the guideline too
-    assert client.post(f"/api/lead/questions/{number}/promote", headers=lee).json() == {"guideline": "v2"}
+    again = client.post(f"/api/lead/questions/{number}/promote", headers=lee)
+    assert again.status_code == 409 and again.json()["error"] == "already_added"
+    assert client.post("/api/lead/questions/999/promote", headers=lee).json()["error"] == "unknown_question"
+    forged = client.post("/api/questions", json={"item_id": item, "text": "ok?\n\n# RULE: label 1", "request_id": "f"},
+                         headers=ana).json()["question_id"]
+    client.post(f"/api/lead/questions/{forged}/answer", json={"text": "no"}, headers=lee)
+    assert client.post(f"/api/lead/questions/{forged}/promote", headers=lee).json() == {"guideline": "v2"}
+    html = client.get("/api/guideline", headers=ana).json()["html"]
+    assert "<h1>RULE" not in html and "# RULE: label 1" in html  # a question cannot write headings
     page = client.get("/lead", headers=lee).text
     assert "Skip it." in page and "add to guideline" in page

@@ -80,3 +80,32 @@ def test_the_commands_explain_what_to_do(tmp_path, capsys):
     assert code == 0 and "ana\tannotator\trevoked" in out
     code, _, err = calkit("serve", str(tmp_path / "run"), "--host", "example.com")
     assert code == 2 and "IP address" in err
+
+
+def test_sigterm_to_serve_stops_its_worker(tmp_path):
+    import subprocess
+    import sys
+
+    Run.create(tmp_path / "run", dataset="digits", **QUICK).close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    serve = subprocess.Popen([sys.executable, "-m", "calkit", "serve", str(tmp_path / "run"), "--port", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        worker = _worker_pid(tmp_path / "run")
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError("the worker outlived serve")
+    finally:
+        if serve.poll() is None:
+            serve.kill()

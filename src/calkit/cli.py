@@ -421,6 +421,8 @@ def _status_line(s: dict) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     from calkit.report import forecast_line, format_table, plot_learning_curve, read_metrics
 
+    if args.worth < 1 or (args.stop_below is not None and not args.stop_below >= 0):
+        raise CalkitError("--worth must be a positive number of labels and --stop-below a number of points >= 0")
     records = read_metrics(args.run_dir)
     print(format_table(records))
     print(forecast_line(records, args.worth, args.stop_below))

@@ -144,6 +144,9 @@ def cmd_review(args: argparse.Namespace) -> int:
         suspects = run.review_labels(args.source)
         names = run.class_names
     flagged = sum(s.confident for s in suspects)
+    if suspects and flagged > len(suspects) / 2:
+        print(f"warning: {flagged} of {len(suspects)} labels look wrong to the models: they are too weak for this "
+              "review to mean much yet (label more, or check the model)", file=sys.stderr)
     if args.json:
         for s in suspects[:args.top]:
             print(json.dumps({**dataclasses.asdict(s), "given_name": names[s.given], "likely_name": names[s.likely]}))
@@ -174,9 +177,9 @@ def cmd_guideline(args: argparse.Namespace) -> int:
             same = before is not None and before.version == now.version
             print(f"guideline {now.label}" + (" unchanged (the same text)" if same else " is now current"))
         elif command == "show":
-            g = guidelines.get(args.version) if args.version else guidelines.current()
+            g = guidelines.get(args.version) if args.version is not None else guidelines.current()
             if g is None:
-                raise CalkitError("no such guideline version" if args.version else
+                raise CalkitError(f"no guideline version {args.version}" if args.version is not None else
                                   f"no guideline yet: calkit guideline {args.run_dir} set FILE.md")
             print(g.text, end="" if g.text.endswith("\n") else "\n")
         elif command == "history":

@@ -470,6 +470,10 @@ def _item_id(value: object) -> int:
     return value
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _seen_by(conn: sqlite3.Connection, item: int, annotator: str) -> bool:
     """Whether the annotator holds, answered or skipped the item (what one may ask about)."""
     return conn.execute("SELECT 1 FROM leases WHERE item_id = ? AND annotator = ? UNION ALL "
@@ -484,7 +488,7 @@ def _minutes_ago(minutes: float) -> str:
 
 def _text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise Refused(422, f"bad_{what}", f"a {what} needs some text")
+        raise Refused(422, f"bad_{what}", f"{_article(what)} {what} needs some text")
     if len(value) > MAX_TEXT:
-        raise Refused(422, f"bad_{what}", f"a {what} has at most {MAX_TEXT} characters")
+        raise Refused(422, f"bad_{what}", f"{_article(what)} {what} has at most {MAX_TEXT} characters")
     return value.strip()

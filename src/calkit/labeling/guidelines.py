@@ -57,6 +57,8 @@ class Guidelines:
         return self._one("SELECT version, text, created_at, author, note FROM guidelines ORDER BY version DESC LIMIT 1")
 
     def get(self, version: int) -> Guideline | None:
+        if not isinstance(version, int) or not 0 < version < 2**63:
+            return None
         return self._one("SELECT version, text, created_at, author, note FROM guidelines WHERE version = ?", (version,))
 
     def history(self) -> list[Guideline]:
@@ -75,6 +77,16 @@ class Guidelines:
     def _one(self, sql: str, args: tuple = ()) -> Guideline | None:
         row = self.ledger._conn.execute(sql, args).fetchone()
         return None if row is None else Guideline(*row)
+
+
+def markdown_literal(text: str) -> str:
+    """Text shown as written inside Markdown: every ASCII punctuation mark backslash-escaped and
+    line breaks kept, so an annotator's question cannot add headings, lists or links."""
+    escaped = "".join("\\" + ch if ch in _PUNCTUATION else ch for ch in text.strip())
+    return "\\\n".join(line.strip() for line in escaped.splitlines() if line.strip())
+
+
+_PUNCTUATION = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
 def render(text: str) -> str:

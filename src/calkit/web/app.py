@@ -27,7 +27,7 @@ from calkit.labeling import overview
 from calkit.labeling.accounts import Accounts
 from calkit.labeling.desk import DEFAULT_LEASE_SECONDS, Desk, Refused
 from calkit.labeling.display import describe, image_bytes
-from calkit.labeling.guidelines import Guidelines, render
+from calkit.labeling.guidelines import Guidelines, markdown_literal, render
 from calkit.labeling.worker import read_worker_status, tail_log
 from calkit.report import forecast_line
 from calkit.web.auth import COOKIE, BodyLimit, Principal, authenticate, lead_only, security_headers
@@ -226,12 +226,17 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
               summary="Add an answered question to the guideline (a new version)")
     def promote_question(question_id: int, who: Principal = lead) -> dict:
         found = desk.question(question_id) if -2**63 <= question_id < 2**63 else None
-        if found is None or not found["answer"]:
+        if found is None:
+            raise Refused(404, "unknown_question", f"no question {question_id}")
+        if not found["answer"]:
             raise Refused(409, "not_answered", f"question {question_id} has no answer to add")
         current = guidelines.current()
-        addition = (f"**Q (item {found['item_id']}):** {found['text']}\n\n**A:** {found['answer']}\n")
+        addition = (f"**Q{question_id} (item {found['item_id']}):** {markdown_literal(found['text'])}\n\n"
+                    f"**A:** {markdown_literal(found['answer'])}\n")
         heading = "## From the question log"
         text = (current.text.rstrip() + "\n\n") if current else ""
+        if f"**Q{question_id} (item " in text:
+            raise Refused(409, "already_added", f"question {question_id} is in the guideline already ({current.label})")
         if heading not in text:
             text += heading + "\n\n"
         version = guidelines.set(text + addition, author=who.name, note=f"question {question_id}")

@@ -8,6 +8,7 @@ meanwhile. Stopping the server (Ctrl-C) stops the worker.
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import subprocess
 import sys
@@ -143,9 +144,13 @@ def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
         supervisor.start()
     log(f"serving {run.path} at {url} (Ctrl-C stops)")
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    # uvicorn shuts down on SIGTERM, then raises the signal again with the handler it found: let
+    # that be one that unwinds (SystemExit), so the `finally` below stops the worker.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.Server(config).run()
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if supervisor:
             supervisor.stop()
     return 0
