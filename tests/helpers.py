@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -45,6 +46,15 @@ def calkit(*args: str, fault: str | None = None, wait: bool = True, **popen):
     if not wait:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def crash_then_resume(out, *run_args: str, fault: str) -> subprocess.CompletedProcess:
+    """`calkit run ARGS --out OUT` killed at ``fault``, then `calkit resume OUT`; returns the resume."""
+    crashed = calkit("run", *run_args, "--out", str(out), fault=fault)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    resumed = calkit("resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    return resumed
 
 
 class UserNet(nn.Module):

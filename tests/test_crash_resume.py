@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_blobs, save_npz
-from tests.helpers import calkit, comparable, labeled_set, metrics
+from tests.helpers import calkit, comparable, crash_then_resume, labeled_set, metrics
 
 RUN_FLAGS = [
     "--model", "mlp:16", "--policy", "warm", "--acquisition", "entropy", "--initial", "20",
@@ -41,10 +41,7 @@ def assert_same_as_uninterrupted(run_dir: Path, reference: Path) -> None:
 @pytest.mark.parametrize("fault", ["query:1", "labels:0", "labels:2", "train:0", "train:2", "checkpoint:2", "query:4"])
 def test_kill_at_each_step_then_resume(fault, data_file, uninterrupted, tmp_path):
     out = tmp_path / "run"
-    crashed = calkit("run", "--dataset", str(data_file), *RUN_FLAGS, "--out", str(out), fault=fault)
-    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
-    resumed = calkit("resume", str(out))
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = crash_then_resume(out, "--dataset", str(data_file), *RUN_FLAGS, fault=fault)
     assert "done: 60 labels" in resumed.stdout
     assert_same_as_uninterrupted(out, uninterrupted)
 

@@ -3,14 +3,13 @@ round t-1, so people label while round t trains; resumable and deterministic lik
 
 from __future__ import annotations
 
-import signal
 
 import pytest
 
 from calkit import Run
 from calkit.ledger import Ledger
 from tests.conftest import make_blobs, save_npz
-from tests.helpers import calkit, comparable, labeled_set, metrics
+from tests.helpers import calkit, comparable, crash_then_resume, labeled_set, metrics
 
 FLAGS = ["--model", "mlp:16", "--policy", "cal", "--initial", "20", "--round-size", "10", "--rounds", "5",
          "--epochs", "3", "--batch-size", "8", "--seed", "3", "--lookahead"]
@@ -56,10 +55,7 @@ def test_lookahead_changes_what_is_selected(data_file, reference, tmp_path):
 @pytest.mark.parametrize("fault", ["query:2", "train:1"])
 def test_a_killed_lookahead_run_resumes_to_the_same_result(fault, data_file, reference, tmp_path):
     out = tmp_path / "run"
-    crashed = calkit("run", "--dataset", str(data_file), *FLAGS, "--out", str(out), fault=fault)
-    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
-    resumed = calkit("resume", str(out))
-    assert resumed.returncode == 0, resumed.stderr
+    crash_then_resume(out, "--dataset", str(data_file), *FLAGS, fault=fault)
     assert labeled_set(out) == labeled_set(reference)
     assert comparable(metrics(out)) == comparable(metrics(reference))
 

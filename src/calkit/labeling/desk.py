@@ -334,10 +334,6 @@ class Desk:
         row = self.ledger._conn.execute("SELECT round FROM query_items WHERE item_id = ?", (int(item_id),)).fetchone()
         return None if row is None else int(row[0])
 
-    def holder(self, item_id: int) -> str | None:
-        row = self.ledger._conn.execute("SELECT annotator FROM leases WHERE item_id = ?", (int(item_id),)).fetchone()
-        return None if row is None else row[0]
-
     def _once(self, annotator: str, request_id: object, request: list, change) -> dict:
         """Make a change once per request id: ``change(conn)`` runs in the transaction that also
         records its response; a repeat of the same request returns that response."""
