@@ -33,7 +33,26 @@ from calkit.stats import ci95
 ENTRIES = ("digits-mlp", "fashion-mnist-mlp")
 
 
-def measure(entry_name: str, seed: int, noise: float, out: Path, source: str = "selection") -> dict:
+@dataclasses.dataclass(frozen=True)
+class Reviewed:
+    """One finished noisy run and its review queue."""
+
+    entry: str
+    seed: int
+    path: Path
+    dataset: object  #: calkit.data.Dataset
+    suspects: list  #: Run.review_labels's queue, most suspect first
+    truth: np.ndarray  #: each suspect's true class
+    wrong: np.ndarray  #: whether each suspect's agreed label is wrong
+    test_accuracy: float  #: the run's own final model
+
+    @property
+    def k(self) -> int:
+        return int(self.wrong.sum())
+
+
+def reviewed_run(entry_name: str, seed: int, noise: float, out: Path, source: str = "crossval") -> Reviewed:
+    """The entry's noisy `cal` run for ``seed`` (made, or reused when finished) and its review."""
     entry = next(e for e in CPU_SUITE if e.name == entry_name)
     dataset = dataset_for(entry.base)
     counts = budget_counts(entry.budgets, dataset.pool_size)
@@ -45,14 +64,21 @@ def measure(entry_name: str, seed: int, noise: float, out: Path, source: str = "
         suspects = run.review_labels(source)
         accuracy = run.metrics()[-1]["test_accuracy"]
     positions = dataset.positions(np.array([s.item_id for s in suspects]))
-    _, wrong = NoiseModel("uniform", noise).answers(dataset.y_train[positions], positions, dataset.pool_size,
-                                                    dataset.n_classes, seed)
-    k = int(wrong.sum())
+    truth = dataset.y_train[positions]
+    answered, wrong = NoiseModel("uniform", noise).answers(truth, positions, dataset.pool_size, dataset.n_classes, seed)
+    if not np.array_equal(answered, [s.given for s in suspects]):
+        raise AssertionError(f"{path}: the agreed labels are not the simulated annotators' answers")
+    return Reviewed(entry_name, seed, path, dataset, suspects, truth, wrong, accuracy)
+
+
+def measure(entry_name: str, seed: int, noise: float, out: Path, source: str = "selection") -> dict:
+    r = reviewed_run(entry_name, seed, noise, out, source)
+    k, wrong = r.k, r.wrong
     top = wrong[:k]
-    rounds = np.array([s.round for s in suspects])
+    rounds = np.array([s.round for s in r.suspects])
     later, initial = rounds[:k] > 0, rounds[:k] == 0
-    return {"entry": entry_name, "seed": seed, "labels": len(suspects), "wrong": k, "precision": float(top.mean()),
-            "flagged": sum(s.confident for s in suspects), "test_accuracy": accuracy,
+    return {"entry": entry_name, "seed": seed, "labels": len(r.suspects), "wrong": k, "precision": float(top.mean()),
+            "flagged": sum(s.confident for s in r.suspects), "test_accuracy": r.test_accuracy,
             "recall_later": float(top[later].sum() / max(1, wrong[rounds > 0].sum())),
             "recall_initial": float(top[initial].sum() / max(1, wrong[rounds == 0].sum()))}
 

@@ -1,4 +1,4 @@
-"""The `calkit` command line: run, resume, report, query, ingest."""
+"""The `calkit` command line: run, resume, report, query, ingest, export."""
 
 from __future__ import annotations
 
@@ -230,11 +230,32 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--overwrite", action="store_true",
                        help="replace a query CSV that already holds answers not yet ingested")
 
-    ingest = sub.add_parser("ingest", help="read labels from a CSV or JSONL answers file")
+    ingest = sub.add_parser("ingest", help="read labels from a CSV or JSONL answers file, or a Label Studio export")
     ingest.add_argument("run_dir", type=Path)
     ingest.add_argument("file", type=Path)
-    ingest.add_argument("--annotator", help="who labeled (used where the file has no annotator column)")
+    ingest.add_argument("--format", choices=("auto", "answers", "label-studio"), default="auto",
+                        help="answers (CSV/JSONL) or label-studio (a JSON or JSON-MIN export); auto: a .json file "
+                             "holding a JSON array is a Label Studio export [auto]")
+    ingest.add_argument("--annotator", help="who labeled (used where the file has no annotator column, or a Label "
+                        "Studio annotation names nobody)")
     ingest.add_argument("--guideline", help="guideline version the labels follow")
+
+    export = sub.add_parser("export", help="every label with its provenance (CSV, JSONL), or the asked items as "
+                            "Label Studio tasks with answers, decisions and the model's guesses")
+    export.add_argument("run_dir", type=Path)
+    export.add_argument("--format", choices=("csv", "jsonl", "label-studio"), default=None,
+                        help="csv, jsonl or label-studio [from the -o suffix: .jsonl, .json; else csv]")
+    export.add_argument("-o", "--out", type=Path, help="file to write [standard output]")
+    export.add_argument("--config", type=Path, help="label-studio: also write the matching labeling config (XML) here")
+    export.add_argument("--items", choices=("asked", "open"), default="asked",
+                        help="label-studio: every asked item, or the open round's [asked]")
+    export.add_argument("--embed-images", action="store_true",
+                        help="label-studio: images as PNG data URLs inside the tasks (bigger, but self-contained)")
+    export.add_argument("--image-url", default=None,
+                        help="label-studio: URL of an item's image, with {id} and {file} filled in "
+                             "[calkit serve's /api/items/{id}/image]")
+    export.add_argument("--no-annotations", action="store_true",
+                        help="label-studio: tasks and predictions only, to label afresh in Label Studio")
 
     data = sub.add_parser("data", help="the built-in datasets: list them, fetch them into the cache")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -255,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {
         "run": cmd_run, "resume": cmd_resume, "report": cmd_report, "query": cmd_query, "ingest": cmd_ingest,
+        "export": cmd_export,
         "compare": cmd_compare, "bench": cmd_bench, "data": cmd_data,
         "status": cmd_status, **cli_people.HANDLERS,
     }
@@ -454,6 +476,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from calkit.run import Run
 
+    if args.format == "label-studio" or (args.format == "auto" and _json_array(args.file)):
+        return _ingest_label_studio(args)
     with Run.open(args.run_dir) as run:
         result = run.ingest(args.file, args.annotator, args.guideline)
         state = run.status().state
@@ -465,6 +489,75 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"the query is answered: continue with `calkit resume {args.run_dir}`")
     elif state == "complete":
         print("the run is complete")
+    return 0
+
+
+def _json_array(path: Path) -> bool:
+    """Whether an answers file is a JSON array (a Label Studio export), not CSV or JSON lines."""
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")
+
+
+def _ingest_label_studio(args: argparse.Namespace) -> int:
+    """`calkit ingest RUN EXPORT.json`: each task's problems on stderr, a summary line; exit 1
+    when some tasks or annotations were left out (the others are in)."""
+    from calkit.label_studio import import_tasks
+    from calkit.run import Run
+
+    with Run.open(args.run_dir) as run:
+        result = import_tasks(run, args.file, annotator=args.annotator, guideline_version=args.guideline)
+        state = run.status().state
+    for line in result.problems[:50]:
+        print(f"calkit: {line}", file=sys.stderr)
+    if len(result.problems) > 50:
+        print(f"calkit: ... and {len(result.problems) - 50} more problems", file=sys.stderr)
+    extra = [f"{n} {what}" for n, what in ((result.unchanged, "already present"),
+                                           (result.adjudications, "lead decisions"),
+                                           (result.cancelled, "cancelled annotations skipped"),
+                                           (result.stale, "older than a newer answer, left out")) if n]
+    print(f"imported {result.labels} labels from {result.tasks} tasks, {len(result.problems)} problems"
+          + (f" ({', '.join(extra)})" if extra else "") + f"; {result.still_pending} items still await labels")
+    if state == "ready":
+        print(f"the query is answered: continue with `calkit resume {args.run_dir}`")
+    return 1 if result.problems else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`calkit export`: the provenance export (as the lead's page downloads it) or Label Studio tasks."""
+    import json
+
+    from calkit.run import Run
+
+    fmt = args.format or {".jsonl": "jsonl", ".json": "label-studio"}.get(args.out.suffix.lower() if args.out else "", "csv")
+    if fmt != "label-studio" and (args.config or args.embed_images or args.image_url or args.no_annotations):
+        raise CalkitError("--config, --embed-images, --image-url and --no-annotations go with --format label-studio")
+    with Run.open(args.run_dir) as run:
+        if fmt == "label-studio":
+            from calkit.label_studio import IMAGE_ROUTE, export_tasks, labeling_config
+
+            tasks = export_tasks(run, args.items, embed_images=args.embed_images,
+                                 image_url=args.image_url or IMAGE_ROUTE, annotations=not args.no_annotations)
+            text = json.dumps(tasks, indent=1, ensure_ascii=False) + "\n"
+            config = labeling_config(run)
+            what = (f"{len(tasks)} tasks, {sum(len(t['annotations']) for t in tasks)} annotations, "
+                    f"{sum(len(t['predictions']) for t in tasks)} predictions")
+        else:
+            from calkit.labeling import overview
+
+            rows = overview.export_rows(run)
+            text = overview.export_csv(rows) if fmt == "csv" else overview.export_jsonl(rows)
+            what = f"{len(rows)} labels and decisions"
+    if args.config:
+        args.config.write_text(config, encoding="utf-8")
+    if args.out is None:
+        sys.stdout.write(text)
+        print(f"exported {what}", file=sys.stderr)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"exported {what} to {args.out}" + (f"; labeling config: {args.config}" if args.config else ""))
     return 0
 
 

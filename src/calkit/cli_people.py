@@ -35,8 +35,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     review.add_argument("run_dir", type=Path)
     review.add_argument("--top", type=int, default=20, help="how many to list [%(default)s]")
     review.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    review.add_argument("--queue", action="store_true", help="also store the --top most suspect as the lead's review "
+                        "queue (on the lead's page, where labels are corrected)")
     review.add_argument("--source", default="crossval", help="whose predictions: crossval (5 models trained on the "
                         "other folds), selection (the model that chose each item), ensemble, newest [%(default)s]")
+
+    pilot = sub.add_parser("pilot", help="a pilot with an agreement gate: every annotator labels the same items "
+                           "before labeling scales up")
+    pilot.add_argument("run_dir", type=Path)
+    psub = pilot.add_subparsers(dest="pilot_command", required=True)
+    pstart = psub.add_parser("start", help="start a pilot on the open round's first unanswered items")
+    pstart.add_argument("--items", type=int, default=10, help="[%(default)s]")
+    pstart.add_argument("--threshold", type=float, default=0.8,
+                        help="Krippendorff's alpha at which labeling scales up by itself [%(default)s]")
+    pstart.add_argument("--by", default="lead", help="who started it, for the record [%(default)s]")
+    psub.add_parser("status", help="the newest pilot: answers so far, agreement, disputed items")
+    popen = psub.add_parser("open", help="open scale-up without the agreement the gate asks for")
+    popen.add_argument("--reason", required=True, help="why; kept with the pilot")
+    popen.add_argument("--by", default="lead", help="[%(default)s]")
 
     guideline = sub.add_parser("guideline", help="the run's labeling guideline, in versions: set, show, history, diff")
     guideline.add_argument("run_dir", type=Path)
@@ -147,6 +163,12 @@ def cmd_review(args: argparse.Namespace) -> int:
     if suspects and flagged > len(suspects) / 2:
         print(f"warning: {flagged} of {len(suspects)} labels look wrong to the models: they are too weak for this "
               "review to mean much yet (label more, or check the model)", file=sys.stderr)
+    if args.queue:
+        from calkit.labeling import review_queue
+
+        with Run.open(args.run_dir) as run:
+            kept = review_queue.store(run, suspects, args.source, length=args.top)
+        print(f"stored the {kept} most suspect labels as the lead's review queue", file=sys.stderr)
     if args.json:
         for s in suspects[:args.top]:
             print(json.dumps({**dataclasses.asdict(s), "given_name": names[s.given], "likely_name": names[s.likely]}))
@@ -190,4 +212,49 @@ def cmd_guideline(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"guideline": cmd_guideline, "serve": cmd_serve, "worker": cmd_worker, "annotators": cmd_annotators, "review": cmd_review}
+def cmd_pilot(args: argparse.Namespace) -> int:
+    import json
+
+    from calkit.labeling import pilot
+    from calkit.labeling.refusal import Refused
+    from calkit.run import Run
+
+    with Run.open(args.run_dir) as run:
+        try:
+            if args.pilot_command == "start":
+                started = pilot.start(run, args.by, args.items, args.threshold)
+                print(f"pilot {started.pilot_id}: {len(started.items)} items of round {started.round} for "
+                      f"{', '.join(started.raters)}; labeling scales up at alpha >= {started.threshold:g}")
+                return 0
+            if args.pilot_command == "open":
+                opened = pilot.open_gate(run, args.by, args.reason)
+                print(f"pilot {opened.pilot_id}: the gate is open (alpha {_alpha(opened.alpha)}); reason recorded")
+                return 0
+            found = pilot.report(run)
+        except Refused as exc:
+            raise CalkitError(exc.message) from exc
+    if found is None:
+        print(f"no pilot yet: calkit pilot {args.run_dir} start")
+        return 0
+    stats = found["agreement"]
+    print(f"pilot {found['pilot_id']} ({found['state']}; gate {'closed' if found['gate_closed'] else 'open'}): "
+          f"{len(found['items'])} items, raters {', '.join(found['raters'])}, threshold {found['threshold']:g}")
+    print("answered: " + ", ".join(f"{who} {n}/{len(found['items'])}" for who, n in found["answered"].items()))
+    print(f"Krippendorff's alpha {_alpha(stats['alpha'])}, Fleiss' kappa {_alpha(stats['fleiss'])}, "
+          f"raw agreement {_alpha(stats['raw'])}")
+    for pair in stats["pairs"]:
+        print(f"  {pair['annotator_a']} ~ {pair['annotator_b']}: {pair['items']} items, agreement "
+              f"{_alpha(pair['agreement'])}, Cohen's kappa {_alpha(pair['kappa'])}")
+    for item in found["disputed_items"]:
+        print(f"disputed item {item['item_id']}: {json.dumps(item['answers'])}"
+              + "".join(f"\n  question ({q['annotator']}): {q['text']}" for q in item["questions"]))
+    if found.get("reason"):
+        print(f"opened by {found['decided_by']}: {found['reason']}")
+    return 0
+
+
+def _alpha(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
+HANDLERS = {"pilot": cmd_pilot, "guideline": cmd_guideline, "serve": cmd_serve, "worker": cmd_worker, "annotators": cmd_annotators, "review": cmd_review}

@@ -66,6 +66,7 @@ CREATE TABLE query_items (
     item_id INTEGER NOT NULL UNIQUE REFERENCES items(item_id),
     rank INTEGER NOT NULL,
     score REAL,
+    needed INTEGER NOT NULL DEFAULT 1 CHECK (needed >= 1),
     PRIMARY KEY (round, item_id)
 );
 CREATE TABLE metrics (
@@ -200,7 +201,7 @@ class Ledger:
         ledger = cls(path)
         with ledger._write() as conn:
             for script in (_TABLES, _LABELS, _ADJUDICATIONS, _RULES_AND_VIEWS):
-                for statement in _statements(script):
+                for statement in sql_statements(script):
                     conn.execute(statement)
             conn.executemany("INSERT INTO items(item_id) VALUES (?)", ((int(i),) for i in item_ids))
             conn.executemany(
@@ -221,6 +222,8 @@ class Ledger:
             if version == 1:
                 _upgrade_from_v1(ledger)
                 version = ledger.meta("schema_version", None)
+            if version == SCHEMA_VERSION:
+                _add_needed_column(ledger)
         except Exception:
             ledger.close()
             raise
@@ -407,11 +410,34 @@ class Ledger:
 
     @staticmethod
     def _unsettled(conn: sqlite3.Connection, round_index: int) -> list[int]:
+        """Items of the round without an agreed label: unanswered, disputed, or (unless a lead
+        decided them) answered by fewer annotators than they need (pilot and overlap items)."""
         rows = conn.execute(
             "SELECT q.item_id FROM query_items q LEFT JOIN adjudicated_labels a USING (item_id) "
-            "WHERE q.round = ? AND a.label IS NULL ORDER BY q.rank", (round_index,)
+            "WHERE q.round = ? AND (a.label IS NULL OR (q.needed > 1 "
+            "AND q.item_id NOT IN (SELECT item_id FROM adjudications) "
+            "AND (SELECT COUNT(DISTINCT annotator) FROM labels l WHERE l.item_id = q.item_id) < q.needed)) "
+            "ORDER BY q.rank", (round_index,)
         ).fetchall()
         return [int(r[0]) for r in rows]
+
+    def require_answers(self, needed: Mapping[int, int]) -> None:
+        """Ask for ``needed[item]`` annotators' answers on items of the open round before it may
+        close (a pilot asks every annotator, overlap two); a lead's decision settles an item
+        whatever it has."""
+        with self._write() as conn:
+            self.require_answers_in(conn, needed)
+
+    def require_answers_in(self, conn: sqlite3.Connection, needed: Mapping[int, int]) -> None:
+        """:meth:`require_answers` inside a write transaction the caller holds."""
+        row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
+        asked = dict(_select_in(conn, "SELECT item_id, round FROM query_items WHERE item_id IN", needed))
+        bad = {int(i): "not in the open query" for i in needed if row is None or asked.get(int(i)) != row[0]}
+        bad.update({int(i): f"needs at least one answer, not {n}" for i, n in needed.items() if int(n) < 1})
+        if bad:
+            raise LabelError(bad)
+        conn.executemany("UPDATE query_items SET needed = ? WHERE item_id = ?",
+                         [(int(n), int(i)) for i, n in needed.items()])
 
     def query_round_of(self, item_ids: Iterable[int]) -> dict[int, int]:
         """The round in which each given item was asked (items never asked are absent)."""
@@ -451,14 +477,17 @@ class Ledger:
         for fact, current, (rnd, acquisition, score) in plan:
             if current == fact.label:
                 continue
-            conn.execute(
-                "INSERT INTO labels(item_id, annotator, revision, label, round, source, acquisition, score, "
-                "guideline_version, model, created_at) "
-                "SELECT ?, ?, COALESCE(MAX(revision) + 1, 0), ?, ?, ?, ?, ?, ?, ?, ? "
-                "FROM labels WHERE item_id = ? AND annotator = ?",
-                (fact.item_id, fact.who, fact.label, rnd, fact.source, acquisition, score,
-                 fact.guideline_version, fact.model, now, fact.item_id, fact.who),
-            )
+            try:
+                conn.execute(
+                    "INSERT INTO labels(item_id, annotator, revision, label, round, source, acquisition, score, "
+                    "guideline_version, model, created_at) "
+                    "SELECT ?, ?, COALESCE(MAX(revision) + 1, 0), ?, ?, ?, ?, ?, ?, ?, ? "
+                    "FROM labels WHERE item_id = ? AND annotator = ?",
+                    (fact.item_id, fact.who, fact.label, rnd, fact.source, acquisition, score,
+                     fact.guideline_version, fact.model, now, fact.item_id, fact.who),
+                )
+            except sqlite3.IntegrityError as exc:  # a rule kept in the database (a pilot's gate)
+                raise LabelError({fact.item_id: str(exc)}) from exc
             added += current is None
             superseded += current is not None
         return SubmitResult(added, len(facts) - added - superseded, superseded)
@@ -495,13 +524,21 @@ class Ledger:
             plan.append((fact, current, asked[fact.item_id]))
         return problems, plan
 
-    def adjudicate(self, decisions: Mapping[int, int], decided_by: str, reason: str) -> None:
-        """Settle items of the open round by decision (a lead resolving a dispute): the latest
-        decision on an item overrides its majority; the answers all stay."""
+    def adjudicate(self, decisions: Mapping[int, int], decided_by: str, reason: str,
+                   corrections: bool = False) -> None:
+        """Settle items by decision: the latest decision on an item overrides its majority; the
+        answers all stay. Items of the open round only (a lead resolving a dispute), unless
+        ``corrections``: then items of any asked round (a lead fixing a label found in review),
+        which training reads from the next round it trains.
+        """
         with self._write() as conn:
             row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
             asked = dict(_select_in(conn, "SELECT item_id, round FROM query_items WHERE item_id IN", decisions))
-            bad = {int(i): "not in the open query" for i in decisions if row is None or asked.get(int(i)) != row[0]}
+            if corrections:
+                bad = {int(i): "never asked in this run" for i in decisions if int(i) not in asked}
+            else:
+                bad = {int(i): "not in the open query" for i in decisions
+                       if row is None or asked.get(int(i)) != row[0]}
             if bad:
                 raise LabelError(bad)
             now = utc_now()
@@ -577,7 +614,7 @@ def _current_answer(conn: sqlite3.Connection, fact: LabelFact) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _statements(script: str) -> list[str]:
+def sql_statements(script: str) -> list[str]:
     return [s.strip() + ";" for s in _split_sql(script) if s.strip()]
 
 
@@ -631,6 +668,16 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _add_needed_column(ledger: Ledger) -> None:
+    """Ledgers written before pilots and overlap lack ``query_items.needed`` (answers an item
+    needs): add it, once, with the old meaning (one answer each)."""
+    if any(row[1] == "needed" for row in ledger._conn.execute("PRAGMA table_info(query_items)")):
+        return
+    with ledger._write() as conn:
+        if not any(row[1] == "needed" for row in conn.execute("PRAGMA table_info(query_items)")):
+            conn.execute("ALTER TABLE query_items ADD COLUMN needed INTEGER NOT NULL DEFAULT 1 CHECK (needed >= 1)")
+
+
 def _upgrade_from_v1(ledger: Ledger) -> None:
     """Bring a calkit 0.2 ledger to schema 2 in one transaction, keeping every fact.
 
@@ -666,7 +713,7 @@ def _upgrade_from_v1(ledger: Ledger) -> None:
         conn.execute("UPDATE queries SET state = 'trained' WHERE round IN (SELECT round FROM metrics)")
         conn.execute("CREATE UNIQUE INDEX one_open_round ON queries(state) WHERE state = 'open'")
         conn.execute(_ADJUDICATIONS)
-        for statement in _statements(_RULES_AND_VIEWS):
+        for statement in sql_statements(_RULES_AND_VIEWS):
             conn.execute(statement)
         # Schema 1 trained on the latest fact per item; where the majority view reads otherwise
         # (several annotators on one item), an adjudication keeps the label it trained on.

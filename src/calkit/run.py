@@ -223,13 +223,22 @@ class Run:
     def resolve(self, labels: Mapping[int, int | str], decided_by: str, reason: str) -> None:
         """Settle items of the open query by decision (a lead resolving disputed items): the
         decision overrides the majority; every answer stays in the ledger."""
+        self._decide(labels, decided_by, reason, corrections=False)
+
+    def correct(self, labels: Mapping[int, int | str], decided_by: str, reason: str) -> None:
+        """Correct labels of items asked in any round (a lead acting on a label review): the
+        decision overrides the answers, which stay in the ledger, and the next round trained
+        reads it (a round already trained is not trained again)."""
+        self._decide(labels, decided_by, reason, corrections=True)
+
+    def _decide(self, labels: Mapping[int, int | str], decided_by: str, reason: str, corrections: bool) -> None:
         who = _annotator(decided_by)
         if not isinstance(reason, str) or not reason.strip():
             raise LabelError({"reason": "a decision needs its reason, as text"})
         decisions, problems = self._class_indices(labels)
         if problems:
             raise LabelError(problems)
-        self._ledger.adjudicate(decisions, who, reason)
+        self._ledger.adjudicate(decisions, who, reason, corrections=corrections)
 
     def _class_indices(self, labels: Mapping[int, int | str]) -> tuple[dict[int, int], dict]:
         """Item id -> class index for the good entries, and what is wrong with the others."""

@@ -6,7 +6,8 @@ so an answer, its lease and its request id commit in one transaction); the web a
 """
 
 from calkit.labeling.accounts import Account, Accounts, ROLES
-from calkit.labeling.desk import Desk, Lease, Progress as DeskProgress, Refused
+from calkit.labeling.desk import Desk, Lease, Progress as DeskProgress
+from calkit.labeling.refusal import Refused
 from calkit.labeling.guidelines import Guideline, Guidelines
 
 __all__ = ["Account", "Accounts", "Desk", "DeskProgress", "Guideline", "Guidelines", "Lease", "ROLES", "Refused"]

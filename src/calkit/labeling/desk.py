@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
 from calkit.answers import class_index
-from calkit.errors import CalkitError, LabelError
+from calkit.errors import LabelError
+from calkit.labeling import pilot as pilots
+from calkit.labeling.refusal import Refused
+from calkit.labeling.rounds import DEFAULT_OVERLAP, Restriction, next_for, open_round, prepare_overlap, round_view
 from calkit.labeling.schema import ensure_desk_tables
 from calkit.ledger import LabelFact, utc_now
 
@@ -37,18 +39,6 @@ MAX_QUESTIONS_PER_WINDOW = 30
 QUESTION_WINDOW_MINUTES = 10
 #: The source recorded with answers given at the desk (files say "file", the API "api").
 SOURCE = "desk"
-
-
-class Refused(CalkitError):
-    """A request the desk turns down, changing nothing: ``status`` is the HTTP status a web
-    layer should answer with, ``code`` a stable word for scripts."""
-
-    def __init__(self, status: int, code: str, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details or {}
-
-    def to_dict(self) -> dict:
-        return {"error": self.code, "message": self.message, **({"details": self.details} if self.details else {})}
 
 
 @dataclass(frozen=True)
@@ -96,7 +86,7 @@ class Desk:
         for them (see :meth:`why_none`). Asking again returns the same item while it is theirs."""
         now = self.clock()
         with self.ledger.transaction() as conn:
-            round_index = _open_round(conn)
+            round_index = open_round(conn)
             if round_index is None:
                 return None
             conn.execute("DELETE FROM leases WHERE round != ?", (round_index,))  # rounds closed since
@@ -104,28 +94,54 @@ class Desk:
                                 (annotator, now)).fetchone()
             if mine is not None:
                 return self._lease_row(conn, mine[0], annotator)
-            row = _next_for(conn, round_index, annotator, now)
+            prepare_overlap(conn, round_index, self.overlap)
+            row = next_for(conn, round_index, annotator, now, _restriction(conn))
             conn.execute("DELETE FROM leases WHERE annotator = ? AND (? IS NULL OR item_id != ?)",
                          (annotator, None if row is None else row[0], None if row is None else row[0]))
             if row is None:
                 return None
             item_id, rank = row
+            conn.execute("DELETE FROM leases WHERE item_id = ? AND annotator != ? AND expires_at < ?",
+                         (item_id, annotator, now))  # whoever let it expire lost it
             conn.execute(
                 "INSERT INTO leases(item_id, annotator, round, undo, leased_at, expires_at) VALUES (?, ?, ?, 0, ?, ?) "
-                "ON CONFLICT(item_id) DO UPDATE SET annotator = excluded.annotator, round = excluded.round, undo = 0, "
+                "ON CONFLICT(item_id, annotator) DO UPDATE SET round = excluded.round, undo = 0, "
                 "leased_at = excluded.leased_at, expires_at = excluded.expires_at",
                 (item_id, annotator, round_index, now, now + self.lease_seconds))
             return Lease(int(item_id), round_index, int(rank), now + self.lease_seconds)
 
+    @property
+    def overlap(self) -> float:
+        """Share of each later round's top-ranked items that go to two annotators."""
+        row = self.ledger._conn.execute("SELECT value FROM desk_settings WHERE key = 'overlap'").fetchone()
+        return DEFAULT_OVERLAP if row is None else float(json.loads(row[0]))
+
+    def set_overlap(self, share: float) -> None:
+        """Change the overlap share for rounds not served yet (a round begun keeps its own)."""
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise Refused(422, "bad_overlap", f"the overlap is a share between 0 and 1, got {share!r}")
+        with self.ledger.transaction() as conn:
+            conn.execute("INSERT INTO desk_settings(key, value) VALUES ('overlap', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (json.dumps(float(share)),))
+
     def why_none(self, annotator: str) -> str:
         """Why :meth:`next` has nothing for this annotator, in words for the screen."""
         with self.ledger.snapshot() as conn:
-            round_index = _open_round(conn)
+            round_index = open_round(conn)
             if round_index is None:
                 trained = conn.execute("SELECT COUNT(*) FROM queries WHERE state = 'trained'").fetchone()[0]
                 if trained >= len(self.run.plan):
                     return "The run is complete: every round is labeled and trained."
                 return f"Round {trained} is training; its next items come when it is done."
+            pilot = pilots.newest(conn)
+            if pilot is not None and pilot.state == "failed":
+                return (f"The pilot's agreement (alpha {_number(pilot.alpha)}) is below {pilot.threshold:g}: labeling "
+                        "waits while the lead revises the guideline, starts another pilot or opens the gate.")
+            if pilot is not None and pilot.state == "running":
+                if annotator not in pilot.raters:
+                    return "A pilot is running among the annotators who were there when it started; labeling opens after it."
+                return ("You answered every pilot item. Labeling opens when everyone has, if the answers agree "
+                        f"well enough (Krippendorff's alpha at least {pilot.threshold:g}).")
             view = round_view(conn, round_index)
             left = len(view.ranks) - len(view.settled)
             leased = conn.execute("SELECT COUNT(*) FROM leases WHERE round = ? AND annotator != ? AND expires_at >= ?",
@@ -137,6 +153,11 @@ class Desk:
                     "an item comes back here if its lease expires.")
         return (f"You answered or skipped every item left in round {round_index} ({left} still need an answer "
                 "from someone else, or the lead's decision).")
+
+    def pilot(self) -> pilots.Pilot | None:
+        """The newest pilot (decided first if all its answers are in), or None."""
+        with self.ledger.transaction() as conn:
+            return pilots.newest(conn, settle=True)
 
     # -- answers ---------------------------------------------------------------------------------
     def submit(self, annotator: str, item_id: object, label: object, request_id: object,
@@ -157,7 +178,8 @@ class Desk:
             except LabelError as exc:
                 raise Refused(409, "not_accepted", "; ".join(str(v) for v in exc.problems.values()),
                               {str(k): v for k, v in exc.problems.items()}) from exc
-            conn.execute("DELETE FROM leases WHERE item_id = ?", (item,))
+            conn.execute("DELETE FROM leases WHERE item_id = ? AND annotator = ?", (item, annotator))
+            pilots.newest(conn, settle=True)
             effect = "added" if result.added else "superseded" if result.superseded else "unchanged"
             return {"item_id": item, "label": self.run.class_names[index], "label_index": index,
                     "round": _round_of(conn, item), "stored": effect, "committed": True, "guideline": followed}
@@ -171,13 +193,13 @@ class Desk:
 
         def record(conn: sqlite3.Connection) -> dict:
             lease = self._require_lease(conn, annotator, item)
-            if conn.execute("SELECT undo FROM leases WHERE item_id = ?", (item,)).fetchone()[0]:
+            if lease[2]:
                 raise Refused(409, "undo_in_progress", "you are taking back your answer: choose a class to replace "
                               "it (skipping would keep it)")
             conn.execute("INSERT INTO skips(item_id, annotator, round, reason, created_at) VALUES (?, ?, ?, ?, ?) "
                          "ON CONFLICT(item_id, annotator) DO UPDATE SET reason = excluded.reason",
                          (item, annotator, lease[0], why, utc_now()))
-            conn.execute("DELETE FROM leases WHERE item_id = ?", (item,))
+            conn.execute("DELETE FROM leases WHERE item_id = ? AND annotator = ?", (item, annotator))
             return {"item_id": item, "skipped": True, "reason": why}
 
         return self._once(annotator, request_id, ["skip", item, why], record)
@@ -191,7 +213,7 @@ class Desk:
         now = self.clock()
 
         def take_back(conn: sqlite3.Connection) -> dict:
-            round_index = _open_round(conn)
+            round_index = open_round(conn)
             if round_index is None:
                 raise Refused(409, "nothing_to_undo", "no round is open: answers of a closed round cannot change")
             view = round_view(conn, round_index)
@@ -210,11 +232,11 @@ class Desk:
             item = int(row[0])
             other = conn.execute("SELECT annotator FROM leases WHERE item_id = ? AND annotator != ? AND expires_at >= ?",
                                  (item, annotator, now)).fetchone()
-            if other is not None:
+            if other is not None and view.needed[item] == 1:
                 raise Refused(409, "leased_to_another", f"item {item} is being labeled by someone else right now")
             conn.execute("DELETE FROM leases WHERE annotator = ?", (annotator,))
             conn.execute("INSERT INTO leases(item_id, annotator, round, undo, leased_at, expires_at) "
-                         "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(item_id) DO UPDATE SET annotator = excluded.annotator, "
+                         "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(item_id, annotator) DO UPDATE SET "
                          "round = excluded.round, undo = 1, leased_at = excluded.leased_at, "
                          "expires_at = excluded.expires_at",
                          (item, annotator, round_index, now, now + self.lease_seconds))
@@ -286,7 +308,7 @@ class Desk:
     # -- reading ----------------------------------------------------------------------------------
     def progress(self, annotator: str | None = None) -> Progress:
         with self.ledger.snapshot() as conn:
-            round_index = _open_round(conn)
+            round_index = open_round(conn)
             size = settled = yours_round = 0
             if round_index is not None:
                 view = round_view(conn, round_index)
@@ -299,9 +321,11 @@ class Desk:
         return Progress(round_index, size, settled, sum(self.run.plan), closed + settled, yours, yours_round, leased)
 
     def suggestion(self, item_id: int) -> dict | None:
-        """The newest model's guess for an item (written by the worker), or None."""
-        row = self.ledger._conn.execute("SELECT label, probability, model_round FROM suggestions WHERE item_id = ?",
-                                        (int(item_id),)).fetchone()
+        """The newest model's guess for an item (written by the worker), or None; never for a
+        pilot item, which measures the guideline, not the model."""
+        row = self.ledger._conn.execute(
+            "SELECT label, probability, model_round FROM suggestions WHERE item_id = ? "
+            "AND item_id NOT IN (SELECT item_id FROM pilot_items)", (int(item_id),)).fetchone()
         if row is None:
             return None
         return {"label": self.run.class_names[row[0]], "label_index": row[0], "probability": row[1],
@@ -348,76 +372,25 @@ class Desk:
         return response
 
     def _require_lease(self, conn: sqlite3.Connection, annotator: str, item: int) -> tuple:
+        """The annotator's lease on the item: (round, annotator, undo)."""
         if conn.execute("SELECT 1 FROM items WHERE item_id = ?", (item,)).fetchone() is None:
             raise Refused(404, "unknown_item", f"item {item} is not in this run's pool")
-        lease = conn.execute("SELECT round, annotator FROM leases WHERE item_id = ?", (item,)).fetchone()
-        if lease is not None and lease[0] != _open_round(conn):
+        lease = conn.execute("SELECT round, annotator, undo FROM leases WHERE item_id = ? AND annotator = ?",
+                             (item, annotator)).fetchone()
+        if lease is not None and lease[0] != open_round(conn):
             raise Refused(409, "round_closed", f"item {item} belongs to round {lease[0]}, which is closed")
-        if lease is None or lease[1] != annotator:
+        if lease is None:
             raise Refused(409, "not_leased", f"item {item} is not leased to you (a lease lasts "
                           f"{self.lease_seconds:g} s and then may go to someone else); ask for the next item")
         return lease
 
     def _lease_row(self, conn: sqlite3.Connection, item: int, annotator: str) -> Lease:
         row = conn.execute("SELECT l.round, q.rank, l.expires_at, l.undo FROM leases l JOIN query_items q "
-                           "USING (item_id) WHERE l.item_id = ?", (item,)).fetchone()
+                           "USING (item_id) WHERE l.item_id = ? AND l.annotator = ?", (item, annotator)).fetchone()
         answer = conn.execute("SELECT label FROM current_answers WHERE item_id = ? AND annotator = ?",
                               (item, annotator)).fetchone()
         return Lease(int(item), int(row[0]), int(row[1]), float(row[2]), bool(row[3]),
                      None if answer is None else int(answer[0]))
-
-
-# -- the open round, read in a few indexed queries (the ledger's views scan every label) ----------
-@dataclass(frozen=True)
-class RoundView:
-    """One round's items in rank order, each annotator's current answer, and the settled items
-    (decided by a lead, or with a single most frequent answer: the ledger's adjudicated view)."""
-
-    ranks: dict[int, int]
-    answers: dict[int, dict[str, int]]
-    settled: set[int]
-
-
-def round_view(conn: sqlite3.Connection, round_index: int) -> RoundView:
-    ranks = dict(conn.execute("SELECT item_id, rank FROM query_items WHERE round = ? ORDER BY rank", (round_index,)))
-    answers: dict[int, dict[str, int]] = {}
-    for item, who, label in conn.execute("SELECT item_id, annotator, label FROM labels WHERE round = ? "
-                                         "ORDER BY revision", (round_index,)):
-        answers.setdefault(item, {})[who] = label  # the latest revision wins
-    decided = {r[0] for r in conn.execute("SELECT DISTINCT a.item_id FROM adjudications a JOIN query_items q "
-                                          "USING (item_id) WHERE q.round = ?", (round_index,))}
-    return RoundView(ranks, answers, decided | {i for i, votes in answers.items() if _single_top(votes)})
-
-
-def _single_top(votes: dict[str, int]) -> bool:
-    counts = sorted(Counter(votes.values()).values(), reverse=True)
-    return len(counts) == 1 or counts[0] > counts[1]
-
-
-def _next_for(conn: sqlite3.Connection, round_index: int, annotator: str, now: float) -> tuple[int, int] | None:
-    """The first item of the round, in rank order, that still needs an answer, that this
-    annotator has neither answered nor skipped, and that nobody else holds a live lease on
-    (the annotator's own lease first, so asking again returns the same item)."""
-    view = round_view(conn, round_index)
-    skipped = {r[0] for r in conn.execute("SELECT item_id FROM skips WHERE annotator = ? AND round = ?",
-                                          (annotator, round_index))}
-    held = {r[0]: (r[1], r[2]) for r in conn.execute("SELECT item_id, annotator, expires_at FROM leases WHERE round = ?",
-                                                     (round_index,))}
-    first = None
-    for item, rank in view.ranks.items():
-        if item in view.settled or item in skipped or annotator in view.answers.get(item, {}):
-            continue
-        holder = held.get(item)
-        if holder is not None and holder[0] == annotator:
-            return item, rank
-        if first is None and (holder is None or holder[1] < now):
-            first = (item, rank)
-    return first
-
-
-def _open_round(conn: sqlite3.Connection) -> int | None:
-    row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
-    return None if row is None else int(row[0])
 
 
 def _current_guideline(conn: sqlite3.Connection) -> str | None:
@@ -488,3 +461,17 @@ def _text(value: object, what: str) -> str:
     if len(value) > MAX_TEXT:
         raise Refused(422, f"bad_{what}", f"{_article(what)} {what} has at most {MAX_TEXT} characters")
     return value.strip()
+
+
+def _restriction(conn: sqlite3.Connection) -> Restriction | None:
+    """What the newest pilot allows while its gate is closed (decided first if complete)."""
+    pilot = pilots.newest(conn, settle=True)
+    if pilot is None or not pilot.gate_closed:
+        return None
+    if pilot.state == "failed":
+        return Restriction(frozenset(), frozenset())
+    return Restriction(frozenset(pilot.items), frozenset(pilot.raters))
+
+
+def _number(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.2f}"

@@ -109,6 +109,23 @@ def suggest(run, desk, status_file: WorkerStatus) -> None:
         desk.store_suggestions(missing, probabilities, model_round)
 
 
+def review_asked(run) -> bool:
+    from calkit.labeling.review_queue import requested
+
+    return bool(run._ledger.trained_rounds()) and requested(run._ledger._conn) is not None
+
+
+def review(run, status_file: WorkerStatus) -> None:
+    """The label review the lead asked for, stored as their queue (trains a few small models)."""
+    from calkit.labeling import review_queue
+
+    status_file.write(state="reviewing", waiting_for=None)
+    status_file.log("label review: training the cross-validation models")
+    kept = review_queue.store(run, run.review_labels("crossval"), "crossval")
+    status_file.log(f"label review: {kept} suspects stored for the lead")
+    status_file.write(state="idle")
+
+
 def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, stop=None, dataset=None,
          threads: int | None = None) -> int:
     """Train the run whenever a round's labels are complete. Returns 0 once the run is complete
@@ -148,6 +165,8 @@ def work(run_path: str | Path, poll: float = POLL_SECONDS, once: bool = False, s
                     raise
                 status_file.write(state="idle", waiting_for=None)
                 suggest(run, desk, status_file)
+            elif review_asked(run):
+                review(run, status_file)
             else:  # labels missing, or someone is taking an answer back (an undo lease ends with its time)
                 status_file.write(force=False, state="idle", waiting_for="an undo" if undoing else status.state)
             if once:

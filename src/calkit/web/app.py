@@ -32,6 +32,7 @@ from calkit.labeling.worker import read_worker_status, tail_log
 from calkit.report import forecast_line
 from calkit.web.auth import COOKIE, BodyLimit, Principal, authenticate, lead_only, security_headers
 from calkit.web.charts import learning_curve_svg
+from calkit.web.quality_routes import add_quality_routes
 
 HERE = Path(__file__).parent
 #: Accuracy points below which the lead's page suggests stopping (`calkit serve --stop-below`).
@@ -282,6 +283,8 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
         return {"rounds": overview.rounds(run), "annotators": overview.annotators(run), "skips": overview.skips(run),
                 "questions": desk.search_questions("", limit=1000), "needs_lead": overview.unsettled_needing_lead(run),
                 "worker": read_worker_status(run.path), "log": tail_log(run.path, 100)}
+
+    add_quality_routes(app, run)
 
     @app.get("/api/export.csv", tags=["lead"], summary="Every label with its provenance, as CSV")
     def export_csv(who: Principal = lead) -> Response:

@@ -1,0 +1,64 @@
+"""Agreement while labeling runs, and adjudication by a model of annotator reliability.
+
+Items answered by more than one annotator (pilots, and the overlap share of each later round)
+measure how well people agree: pairwise Cohen's kappa, Krippendorff's alpha, and each
+annotator's confusion matrix against the consensus (the label training reads). Disputed items
+(answers tied at the top) wait for the lead, who decides them one by one, or lets Dawid-Skene
+decide: it weighs each answer by how reliable its annotator has been on every item they
+answered. Either way the decision is a new fact (an adjudication); every answer stays.
+"""
+
+from __future__ import annotations
+
+from calkit import agreement
+
+#: Who a Dawid-Skene adjudication is recorded as decided by (with the lead who asked for it).
+MODEL = "dawid-skene"
+
+
+def current_answers(run) -> dict[int, dict[str, int]]:
+    """Every item's current answers, by annotator."""
+    found: dict[int, dict[str, int]] = {}
+    for item, who, label in run._ledger._conn.execute("SELECT item_id, annotator, label FROM current_answers"):
+        found.setdefault(int(item), {})[str(who)] = int(label)
+    return found
+
+
+def agreement_report(run) -> dict:
+    """Agreement on every item with two or more answers, and each annotator's confusion matrix
+    against the consensus on those items (rows: the consensus class; columns: their answer)."""
+    answers = current_answers(run)
+    shared = {item: votes for item, votes in answers.items() if len(votes) >= 2}
+    names = run.class_names
+    stats = agreement.summary(shared, len(names))
+    consensus = run._ledger.adjudicated(shared)
+    confusion = agreement.confusion_against(shared, consensus, len(names))
+    return {"items": len(shared), "agreement": stats.to_dict(), "classes": list(names),
+            "confusion": {who: matrix.astype(int).tolist() for who, matrix in sorted(confusion.items())},
+            "accuracy_against_consensus": {who: _diagonal_share(matrix) for who, matrix in sorted(confusion.items())}}
+
+
+def model_decisions(run) -> dict[int, dict]:
+    """Dawid-Skene's label and posterior for each disputed item of the open round (fitted on
+    every current answer of the run)."""
+    disputed = [int(i) for i in run._ledger.disputed(run._ledger.open_round())] if run._ledger.open_round() is not None else []
+    if not disputed:
+        return {}
+    model = agreement.dawid_skene(current_answers(run), len(run.class_names))
+    return {item: {"label": run.class_names[model.labels[item]], "label_index": model.labels[item],
+                   "posterior": float(model.posterior[item][model.labels[item]])}
+            for item in disputed if item in model.labels}
+
+
+def settle_by_model(run, lead: str) -> dict[int, dict]:
+    """Decide every disputed item of the open round by Dawid-Skene, as the lead asked."""
+    decisions = model_decisions(run)
+    for item, decision in decisions.items():
+        run.resolve({item: decision["label_index"]}, decided_by=f"{MODEL} ({lead})",
+                    reason=f"Dawid-Skene posterior {decision['posterior']:.2f}")
+    return decisions
+
+
+def _diagonal_share(matrix) -> float | None:
+    total = matrix.sum()
+    return None if total == 0 else float(matrix.trace() / total)
