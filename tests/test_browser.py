@@ -199,3 +199,64 @@ def test_item_text_with_markup_shows_as_text_and_runs_nothing(browser, tmp_path)
         shot(page, tmp_path, "label-text")
     finally:
         server.close()
+
+
+def test_the_lead_runs_a_pilot_opens_the_gate_adjudicates_and_corrects(browser, tmp_path):
+    from calkit.label_review import Suspect
+    from calkit.labeling import review_queue
+
+    Run.create(tmp_path / "run", dataset="digits", oracle="people", initial=12, round_size=6, rounds=2, epochs=1,
+               model="mlp:8").close()
+    server = LiveServer(tmp_path / "run", worker=False)
+    try:
+        run = server.app.state.run
+        accounts = server.app.state.accounts
+        raters = [accounts.add(name) and name for name in ("ana", "bo", "cy")]
+        lee = accounts.add("lee", role="lead")
+        truth = lambda item: int(run.dataset.y_train[run.dataset.positions([item])[0]])  # noqa: E731
+        lead = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+        lead.goto(f"{server.url}/signin#token={lee}")
+        expect(lead).to_have_url(f"{server.url}/lead")
+        lead.locator("#start-pilot input[name=items]").fill("4")
+        lead.locator("#start-pilot button").click()
+        expect(lead.locator("#pilot")).to_contain_text("running")
+        expect(lead.locator("#pilot")).to_contain_text("ana 0/4")
+        desk = Desk(run)
+        for k, who in enumerate(raters):  # they agree on two items and all differ on two
+            for n in range(4):
+                lease = desk.next(who)
+                desk.submit(who, lease.item_id, (truth(lease.item_id) + (k if n < 2 else 0)) % 10, f"{who}-{n}")
+        lead.reload()
+        expect(lead.locator("#pilot .state-failed")).to_have_text("failed")
+        expect(lead.locator("#pilot-disputed tbody tr")).to_have_count(2)
+        shot(lead, tmp_path, "lead-pilot-failed")
+        lead.locator("#open-gate input[name=reason]").fill("two odd items; guideline v2 explains them")
+        lead.locator("#open-gate button").click()
+        expect(lead.locator("#pilot .state-opened")).to_have_text("opened")
+        expect(lead.locator("#pilot")).to_contain_text("Opened by lee: two odd items; guideline v2 explains them")
+
+        disputed = lead.locator("#needs-lead tbody tr")
+        expect(disputed).to_have_count(2)
+        first = disputed.first.locator("form.resolve")
+        item = int(first.get_attribute("data-item"))
+        first.locator("select").select_option(str(truth(item)))
+        first.locator("input[name=reason]").fill("it is plainly this digit")
+        first.locator("button").click()
+        expect(lead.locator("#needs-lead tbody tr")).to_have_count(1)
+        assert run._ledger.adjudicated([item]) == {item: truth(item)}
+        lead.locator("#adjudicate-model").click()
+        expect(lead.locator("#decisions")).to_contain_text("Nothing waits for you.")
+        expect(lead.locator("#agreement")).to_contain_text("4 items with two or more answers")
+
+        suspect = desk.next("ana").item_id  # a label in review: ana answers wrongly, the lead corrects it
+        desk.submit("ana", suspect, (truth(suspect) + 1) % 10, "ana-wrong")
+        review_queue.store(run, [Suspect(suspect, 0, (truth(suspect) + 1) % 10, truth(suspect), 0.05, True)], "test")
+        lead.reload()
+        row = lead.locator("#review-queue tbody tr")
+        expect(row).to_have_count(1)
+        shot(lead, tmp_path, "lead-review")
+        row.locator("form.correct button").click()  # the models' class is preselected
+        expect(lead.locator("#review-queue tbody tr.done")).to_have_count(1)
+        assert run._ledger.adjudicated([suspect]) == {suspect: truth(suspect)}
+    finally:
+        server.close()

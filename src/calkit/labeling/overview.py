@@ -63,8 +63,9 @@ def skips(run) -> list[dict]:
 
 
 def unsettled_needing_lead(run) -> list[dict]:
-    """Items of the open round that nobody can settle without the lead: disputed, or skipped by
-    every active annotator (leads aside) who has not answered them."""
+    """Items of the open round that nobody can settle without the lead: disputed once they have
+    the answers they need (a pilot item waits for all of them), or skipped by every active
+    annotator (leads aside) who has not answered them."""
     conn = run._ledger._conn
     t = run._ledger.open_round()
     if t is None:
@@ -72,7 +73,9 @@ def unsettled_needing_lead(run) -> list[dict]:
     rows = conn.execute(
         "SELECT q.item_id, COALESCE(a.disputed, 0) FROM query_items q "
         "LEFT JOIN adjudicated_labels a ON a.item_id = q.item_id "
-        "WHERE q.round = ? AND (a.item_id IS NULL OR a.disputed) AND (COALESCE(a.disputed, 0) OR NOT EXISTS ("
+        "WHERE q.round = ? AND (a.item_id IS NULL OR a.disputed) "
+        "AND ((COALESCE(a.disputed, 0) AND (SELECT COUNT(DISTINCT annotator) FROM labels l "
+        "      WHERE l.item_id = q.item_id) >= q.needed) OR NOT EXISTS ("
         "  SELECT 1 FROM annotators n WHERE n.revoked_at IS NULL AND n.role = 'annotator' "
         "  AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = q.item_id AND s.annotator = n.name)"
         "  AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = q.item_id AND l.annotator = n.name)))"

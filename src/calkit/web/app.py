@@ -32,7 +32,7 @@ from calkit.labeling.worker import read_worker_status, tail_log
 from calkit.report import forecast_line
 from calkit.web.auth import COOKIE, BodyLimit, Principal, authenticate, lead_only, security_headers
 from calkit.web.charts import learning_curve_svg
-from calkit.web.quality_routes import add_quality_routes
+from calkit.web.quality_routes import add_quality_routes, quality_context
 
 HERE = Path(__file__).parent
 #: Accuracy points below which the lead's page suggests stopping (`calkit serve --stop-below`).
@@ -177,7 +177,7 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
                    "worker": read_worker_status(run.path), "curve": learning_curve_svg(rounds),
                    "forecast": forecast_line(run.metrics(), _worth(run), stop_below),
                    "progress": desk.progress(who.name), "classes": list(run.class_names),
-                   "guidelines": _guideline_history(guidelines)}
+                   "guidelines": _guideline_history(guidelines), **quality_context(run)}
         return templates.TemplateResponse(request, "lead.html", context)
 
     # -- the JSON API ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pydantic import BaseModel, StrictFloat, StrictInt, StrictStr
 
 from calkit.errors import LabelError
 from calkit.labeling import pilot, quality, review_queue
+from calkit.labeling.display import describe
 from calkit.labeling.refusal import Refused
 from calkit.web.auth import Principal, lead_only
 
@@ -81,6 +82,20 @@ def add_quality_routes(app: FastAPI, run) -> None:
             raise Refused(409, "not_accepted", "; ".join(str(v) for v in exc.problems.values())) from exc
         return {"item_id": body.item_id, "corrected": True}
 
+
+
+def quality_context(run) -> dict:
+    """What the lead's page shows of data quality: the pilot, agreement, the model's decisions
+    for disputed items, and the stored label review with a preview of each item."""
+    review = review_queue.read(run)
+    for entry in review["items"]:
+        entry["shown"] = describe(run.dataset.display(entry["item_id"]))
+    newest = pilot.report(run)
+    for entry in newest["disputed_items"] if newest else ():
+        entry["shown"] = describe(run.dataset.display(entry["item_id"]))
+    return {"pilot": newest, "agreement": quality.agreement_report(run),
+            "model_decisions": quality.model_decisions(run), "review": review,
+            "pilot_defaults": {"items": pilot.DEFAULT_PILOT_ITEMS, "threshold": pilot.DEFAULT_THRESHOLD}}
 
 
 def _keyed(decisions: dict[int, dict]) -> list[dict]:

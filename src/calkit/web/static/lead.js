@@ -1,4 +1,4 @@
-// The lead's page: deciding items, and a periodic refresh (paused while a form is in use).
+// The lead's page: deciding items, the pilot, corrections, and a periodic refresh (paused while a form is in use).
 "use strict";
 (() => {
   let busy = false;
@@ -33,6 +33,38 @@
       try {
         const done = await calkit.call("POST", `/api/lead/questions/${button.dataset.question}/promote`, {});
         alert(`The guideline is now ${done.guideline}.`);
+        window.location.reload();
+      } catch (error) { alert(error.message); }
+    });
+  });
+  function onSubmit(selector, send) {
+    const form = document.querySelector(selector);
+    if (!form) return;
+    form.addEventListener("focusin", () => { busy = true; });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try { await send(form); window.location.reload(); } catch (error) { alert(error.message); }
+    });
+  }
+  function onClick(selector, send) {
+    const button = document.querySelector(selector);
+    if (!button) return;
+    button.addEventListener("click", async () => {
+      try { await send(button); window.location.reload(); } catch (error) { alert(error.message); }
+    });
+  }
+  onSubmit("#start-pilot", (form) => calkit.call("POST", "/api/lead/pilot", {
+    items: Number(form.elements.items.value), threshold: Number(form.elements.threshold.value)}));
+  onSubmit("#open-gate", (form) => calkit.call("POST", "/api/lead/pilot/open", {reason: form.elements.reason.value.trim()}));
+  onClick("#adjudicate-model", () => calkit.call("POST", "/api/lead/adjudicate", {}));
+  onClick("#request-review", () => calkit.call("POST", "/api/lead/review/request", {}));
+  document.querySelectorAll("form.correct").forEach((form) => {
+    form.addEventListener("focusin", () => { busy = true; });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await calkit.call("POST", "/api/lead/review/correct", {item_id: Number(form.dataset.item),
+          label: Number(form.elements.label.value), reason: "label review"});
         window.location.reload();
       } catch (error) { alert(error.message); }
     });
