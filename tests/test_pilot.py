@@ -177,3 +177,46 @@ def test_later_rounds_send_their_top_ranked_share_to_two_annotators(tmp_path):
         assert shared == set(both) and len(set(given["ana"]) | set(given["bo"])) == 10
         assert run.status().state == "awaiting_labels"  # the three ties wait for the lead
         assert sorted(run._ledger.disputed(1).tolist()) == sorted(both)
+
+
+def test_the_pilot_commands(tmp_path, capsys):
+    from calkit.cli import main
+    from calkit.labeling import Accounts
+
+    with Run.create(tmp_path / "run", dataset="digits", **QUICK) as run:
+        for name in ("ana", "bo"):
+            Accounts(run._ledger).add(name)
+    path = str(tmp_path / "run")
+    assert main(["pilot", path, "status"]) == 0 and "no pilot yet" in capsys.readouterr().out
+    assert main(["pilot", path, "start", "--items", "3"]) == 0
+    assert "3 items of round 0 for ana, bo" in capsys.readouterr().out
+    assert main(["pilot", path, "start"]) == 2 and "a pilot is running" in capsys.readouterr().err
+    assert main(["pilot", path, "status"]) == 0 and "ana 0/3, bo 0/3" in capsys.readouterr().out
+    assert main(["pilot", path, "open", "--reason", "we trust them"]) == 0
+    assert "the gate is open" in capsys.readouterr().out
+    assert main(["pilot", path, "status"]) == 0 and "opened by lead: we trust them" in capsys.readouterr().out
+
+
+def test_the_worker_makes_the_review_the_lead_asked_for_and_a_correction_trains_next(tmp_path):
+    from calkit.labeling import review_queue
+    from calkit.labeling.worker import work
+
+    with Run.create(tmp_path / "run", dataset="digits", **QUICK) as run:
+        first = [i.id for i in run.pending()]
+        run.submit({i: truth(run, i) for i in first}, annotator="ana")
+        run.advance()
+        review_queue.request(run)
+        assert review_queue.read(run)["requested"] is not None
+    assert work(tmp_path / "run", once=True) == 0
+    with Run.open(tmp_path / "run") as run:
+        queue = review_queue.read(run)
+        assert queue["requested"] is None and queue["source"] == "crossval" and len(queue["items"]) == 12
+        item = queue["items"][0]["item_id"]
+        wrong = (truth(run, item) + 1) % 10
+        run.correct({item: wrong}, decided_by="lee", reason="test")
+        assert review_queue.read(run)["items"][0]["corrected_at"] is not None
+        with pytest.raises(LabelError):
+            run.correct({10**9: 0}, decided_by="lee", reason="test")  # never asked
+        run.submit({i.id: truth(run, i.id) for i in run.pending()}, annotator="ana")
+        run.advance()
+        assert run._ledger.close_round(1)[item] == wrong  # what round 1 trained on (closed: read again)

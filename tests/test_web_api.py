@@ -64,7 +64,8 @@ def test_every_route_but_sign_in_and_static_files_needs_a_signed_in_annotator(ap
 
 
 def test_lead_routes_refuse_annotators(client, tokens):
-    for path in ("/lead", "/api/lead/overview", "/api/export.csv", "/api/export.jsonl"):
+    for path in ("/lead", "/api/lead/overview", "/api/export.csv", "/api/export.jsonl", "/api/export.label-studio.json",
+                 "/api/export.label-studio.xml", "/api/lead/pilot", "/api/lead/agreement", "/api/lead/review"):
         assert client.get(path, headers=bearer(tokens["ana"])).status_code == 403
         assert client.get(path, headers=bearer(tokens["lee"])).status_code == 200
     refused = client.post("/api/lead/resolve", json={"item_id": 1, "label": 0, "reason": "x"},

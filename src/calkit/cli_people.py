@@ -21,6 +21,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--stop-below", type=float, default=None,
                        help="the lead's page suggests stopping when the next 1,000 labels are worth fewer accuracy "
                             "points than this, by the learning-curve fit [0.5]")
+    serve.add_argument("--overlap", type=float, default=None,
+                       help="share of each round after the first whose top-ranked items two annotators label, for "
+                            "agreement and adjudication; kept in the run [0.1]")
     serve.add_argument("--no-worker", action="store_true",
                        help="do not start a worker (run `calkit worker RUN` elsewhere, e.g. where the GPU is)")
 
@@ -103,7 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from calkit.web.serve import serve
 
     return serve(args.run_dir, host=args.host, port=args.port, worker=not args.no_worker,
-                 lease_seconds=args.lease_seconds, stop_below=args.stop_below, log=lambda line: print(line, flush=True))
+                 lease_seconds=args.lease_seconds, stop_below=args.stop_below, overlap=args.overlap,
+                 log=lambda line: print(line, flush=True))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

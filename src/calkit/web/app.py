@@ -296,6 +296,20 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
         return PlainTextResponse(overview.export_jsonl(overview.export_rows(run)), media_type="application/x-ndjson",
                                  headers={"Content-Disposition": 'attachment; filename="labels.jsonl"'})
 
+    @app.get("/api/export.label-studio.json", tags=["lead"],
+             summary="The asked items as Label Studio tasks: answers, decisions, the model's guesses")
+    def export_label_studio(who: Principal = lead) -> Response:
+        from calkit.label_studio import export_tasks
+
+        return JSONResponse(export_tasks(run), headers={"Content-Disposition": 'attachment; filename="tasks.json"'})
+
+    @app.get("/api/export.label-studio.xml", tags=["lead"], summary="The Label Studio labeling config for those tasks")
+    def export_label_studio_config(who: Principal = lead) -> Response:
+        from calkit.label_studio import labeling_config
+
+        return Response(labeling_config(run), media_type="application/xml",
+                        headers={"Content-Disposition": 'attachment; filename="config.xml"'})
+
     return app
 
 

@@ -109,8 +109,10 @@ class WorkerSupervisor:
 
 
 def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, worker: bool = True,
-          lease_seconds: float | None = None, stop_below: float | None = None, log=print) -> int:
-    """Serve a run's labeling application until interrupted; returns an exit status."""
+          lease_seconds: float | None = None, stop_below: float | None = None, overlap: float | None = None,
+          log=print) -> int:
+    """Serve a run's labeling application until interrupted; returns an exit status. ``overlap``
+    changes the share of later rounds that two annotators label (kept in the run)."""
     import uvicorn
     from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -118,9 +120,13 @@ def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     from calkit.web.app import create_app
 
     check_host(host)
+    if overlap is not None and not 0.0 <= overlap <= 1.0:
+        raise CalkitError(f"--overlap is a share between 0 and 1, got {overlap}")
     check_port_free(host, port)
     kwargs = {k: v for k, v in (("lease_seconds", lease_seconds), ("stop_below", stop_below)) if v is not None}
     app = create_app(run_path, **kwargs)
+    if overlap is not None:
+        app.state.desk.set_overlap(overlap)
     if host in LOOPBACK:
         # Only this machine's names: a web page elsewhere cannot reach the application by
         # rebinding its own host name to 127.0.0.1 (DNS rebinding).
