@@ -258,5 +258,13 @@ def test_the_lead_runs_a_pilot_opens_the_gate_adjudicates_and_corrects(browser, 
         row.locator("form.correct button").click()  # the models' class is preselected
         expect(lead.locator("#review-queue tbody tr.done")).to_have_count(1)
         assert run._ledger.adjudicated([suspect]) == {suspect: truth(suspect)}
+
+        lead.locator("#add-holdout input[name=items]").fill("5")
+        lead.locator("#add-holdout button").click()
+        expect(lead.locator("#holdout")).to_contain_text("5 random items are held out")
+        annotator = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+        annotator.goto(f"{server.url}/signin#token={accounts.reset('bo')}")
+        expect(annotator.locator("#item-meta")).to_contain_text("validation (never trained on)")
+        shot(annotator, tmp_path, "label-holdout")
     finally:
         server.close()

@@ -57,6 +57,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     popen.add_argument("--reason", required=True, help="why; kept with the pilot")
     popen.add_argument("--by", default="lead", help="[%(default)s]")
 
+    holdout = sub.add_parser("holdout", help="random items set aside as a validation set that people label first "
+                             "(for data without one): never trained on, measured every round")
+    holdout.add_argument("run_dir", type=Path)
+    holdout.add_argument("--add", type=int, metavar="N", help="hold out N more items")
+
     guideline = sub.add_parser("guideline", help="the run's labeling guideline, in versions: set, show, history, diff")
     guideline.add_argument("run_dir", type=Path)
     gsub = guideline.add_subparsers(dest="guideline_command", required=True)
@@ -257,8 +262,20 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_holdout(args: argparse.Namespace) -> int:
+    from calkit.run import Run
+
+    with Run.open(args.run_dir) as run:
+        if args.add is not None:
+            added = run.hold_out(args.add)
+            print(f"held out {len(added)} more items: annotators get them first; they never train")
+        total, labeled = len(run._ledger.holdout_ids()), len(run._ledger.holdout_labels())
+    print(f"{total} items held out as a validation set, {labeled} labeled")
+    return 0
+
+
 def _alpha(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.3f}"
 
 
-HANDLERS = {"pilot": cmd_pilot, "guideline": cmd_guideline, "serve": cmd_serve, "worker": cmd_worker, "annotators": cmd_annotators, "review": cmd_review}
+HANDLERS = {"pilot": cmd_pilot, "holdout": cmd_holdout, "guideline": cmd_guideline, "serve": cmd_serve, "worker": cmd_worker, "annotators": cmd_annotators, "review": cmd_review}

@@ -26,10 +26,13 @@ class Evaluation:
     entropy: np.ndarray | None
 
 
-def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 4096) -> Evaluation:
+def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 4096,
+             holdout: dict[int, int] | None = None) -> Evaluation:
     """Accuracy and macro-F1 on the test and validation splits (None where the data has no such split).
 
-    Validation numbers are for choosing settings; test numbers for reporting them.
+    Validation numbers are for choosing settings; test numbers for reporting them. ``holdout``:
+    pool items set aside as a validation set that people label, with their agreed labels so far
+    (``holdout_accuracy`` and ``holdout_labels``, the count measured on).
     """
     scores: dict[str, float | None] = {}
     test_logits = None
@@ -41,7 +44,18 @@ def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 4096) -> Eval
         scores.update(_split_scores(split, logits, y, data.dataset.n_classes))
         if split == "test":
             test_logits = logits
+    if holdout is not None:
+        scores.update(_holdout_scores(model, data, holdout, batch_size))
     return Evaluation(scores, None if test_logits is None else predictive_entropy(test_logits))
+
+
+def _holdout_scores(model: nn.Module, data: DeviceData, holdout: dict[int, int], batch_size: int) -> dict:
+    if not holdout:
+        return {"holdout_accuracy": None, "holdout_macro_f1": None, "holdout_labels": 0}
+    ids = np.array(sorted(holdout), dtype=np.int64)
+    logits = batched_inference(model, data.features(ids), batch_size)
+    truth = torch.as_tensor([holdout[int(i)] for i in ids], device=logits.device)
+    return {**_split_scores("holdout", logits, truth, data.dataset.n_classes), "holdout_labels": len(ids)}
 
 
 def _split_scores(split: str, logits: torch.Tensor, y: torch.Tensor, n_classes: int) -> dict[str, float]:

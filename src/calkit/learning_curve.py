@@ -135,9 +135,10 @@ def _interval(values: list[float], level: float) -> tuple[float, float] | None:
 
 
 def curve_points(records: Sequence[dict]) -> tuple[str, list[int], list[float]]:
-    """The split a run's curve is read on (validation where it has one: the test split stays for
-    published numbers), with labels and accuracy per trained round."""
-    for split in ("val", "test"):
+    """The split a run's curve is read on (validation where it has one, else the held-out items
+    people labeled: the test split stays for published numbers), with labels and accuracy per
+    trained round."""
+    for split in ("val", "holdout", "test"):
         key = f"{split}_accuracy"
         points = [(r["labeled"], r[key]) for r in records if r.get(key) is not None]
         if points:

@@ -37,6 +37,8 @@ from calkit.errors import LabelError, LedgerError
 SCHEMA_VERSION = 2
 #: Who answered, when a channel does not say (answers files without an annotator column).
 ANONYMOUS = "anonymous"
+#: The round recorded with answers on held-out validation items (they belong to no round).
+HOLDOUT_ROUND = -1
 #: Seconds a writer waits for another's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
 #: Who decided the adjudications written when a calkit 0.2 ledger is upgraded.
@@ -73,6 +75,19 @@ CREATE TABLE metrics (
     round INTEGER PRIMARY KEY,
     record TEXT NOT NULL
 );
+"""
+
+#: Items set aside as a validation set that people label (for data without one): never asked in
+#: a round, never trained on, only measured against.
+_HOLDOUT = """
+CREATE TABLE IF NOT EXISTS holdout (
+    item_id INTEGER PRIMARY KEY REFERENCES items(item_id),
+    rank INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS holdout_never_asked BEFORE INSERT ON query_items
+WHEN NEW.item_id IN (SELECT item_id FROM holdout)
+BEGIN SELECT RAISE(ABORT, 'a held-out validation item is never asked in a round'); END;
 """
 
 _LABELS = """
@@ -200,7 +215,7 @@ class Ledger:
             raise LedgerError(f"{path} already exists")
         ledger = cls(path)
         with ledger._write() as conn:
-            for script in (_TABLES, _LABELS, _ADJUDICATIONS, _RULES_AND_VIEWS):
+            for script in (_TABLES, _HOLDOUT, _LABELS, _ADJUDICATIONS, _RULES_AND_VIEWS):
                 for statement in sql_statements(script):
                     conn.execute(statement)
             conn.executemany("INSERT INTO items(item_id) VALUES (?)", ((int(i),) for i in item_ids))
@@ -223,7 +238,7 @@ class Ledger:
                 _upgrade_from_v1(ledger)
                 version = ledger.meta("schema_version", None)
             if version == SCHEMA_VERSION:
-                _add_needed_column(ledger)
+                _add_later_parts(ledger)
         except Exception:
             ledger.close()
             raise
@@ -439,6 +454,38 @@ class Ledger:
         conn.executemany("UPDATE query_items SET needed = ? WHERE item_id = ?",
                          [(int(n), int(i)) for i, n in needed.items()])
 
+    # -- a validation set that people label ----------------------------------------------------
+    def add_holdout(self, count: int, seed: int) -> np.ndarray:
+        """Set ``count`` more random items aside as a validation set for people to label: drawn
+        (seeded) from the items never asked, they are never asked in a round and never train."""
+        with self._write() as conn:
+            taken = conn.execute("SELECT COUNT(*) FROM holdout").fetchone()[0]
+            free = np.array([r[0] for r in conn.execute(
+                "SELECT item_id FROM items WHERE item_id NOT IN (SELECT item_id FROM query_items) "
+                "AND item_id NOT IN (SELECT item_id FROM holdout) ORDER BY item_id")], dtype=np.int64)
+            if not 0 < count <= len(free):
+                raise LedgerError(f"cannot hold out {count} items: {len(free)} were never asked")
+            chosen = np.random.default_rng([seed, taken, 7]).choice(free, size=count, replace=False)
+            now = utc_now()
+            conn.executemany("INSERT INTO holdout(item_id, rank, created_at) VALUES (?, ?, ?)",
+                             [(int(i), taken + k, now) for k, i in enumerate(chosen)])
+        return chosen
+
+    def holdout_ids(self) -> np.ndarray:
+        """The held-out validation items, in the order they were drawn."""
+        rows = self._conn.execute("SELECT item_id FROM holdout ORDER BY rank").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def holdout_labels(self) -> dict[int, int]:
+        """The agreed labels of the held-out items answered so far."""
+        rows = self._conn.execute("SELECT a.item_id, a.label FROM adjudicated_labels a JOIN holdout h USING (item_id) "
+                                  "WHERE NOT a.disputed").fetchall()
+        return {int(i): int(y) for i, y in rows}
+
+    def unavailable_ids(self) -> np.ndarray:
+        """Items acquisition may not choose: asked in a round already, or held out."""
+        return np.union1d(self.queried_ids(), self.holdout_ids())
+
     def query_round_of(self, item_ids: Iterable[int]) -> dict[int, int]:
         """The round in which each given item was asked (items never asked are absent)."""
         rows = _select_in(self._conn, "SELECT item_id, round FROM query_items WHERE item_id IN", item_ids)
@@ -503,6 +550,8 @@ class Ledger:
         asked = {int(r[0]): tuple(r[1:]) for r in _select_in(
             conn, "SELECT qi.item_id, qi.round, q.acquisition, qi.score FROM query_items qi "
                   "JOIN queries q USING (round) WHERE qi.item_id IN", ids)}
+        asked.update({int(r[0]): (HOLDOUT_ROUND, "holdout", None) for r in _select_in(
+            conn, "SELECT item_id FROM holdout WHERE item_id IN", ids)})
         known = {int(r[0]) for r in _select_in(conn, "SELECT item_id FROM items WHERE item_id IN", ids)}
         problems: dict[int, str] = {}
         plan = []
@@ -515,7 +564,8 @@ class Ledger:
                     problems.setdefault(fact.item_id, "two different labels from one annotator in one submission")
                 continue  # the same answer twice in one submission counts once
             current = None if reason else _current_answer(conn, fact)
-            if reason is None and asked[fact.item_id][0] != open_round and current != fact.label:
+            answerable = asked.get(fact.item_id, (None,))[0] in (open_round, HOLDOUT_ROUND)
+            if reason is None and not answerable and current != fact.label:
                 reason = f"not in the open query (asked in round {asked[fact.item_id][0]}, which is closed)"
             if reason is not None:
                 problems.setdefault(fact.item_id, reason)
@@ -534,11 +584,12 @@ class Ledger:
         with self._write() as conn:
             row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
             asked = dict(_select_in(conn, "SELECT item_id, round FROM query_items WHERE item_id IN", decisions))
+            held = {int(r[0]) for r in _select_in(conn, "SELECT item_id FROM holdout WHERE item_id IN", decisions)}
             if corrections:
-                bad = {int(i): "never asked in this run" for i in decisions if int(i) not in asked}
-            else:
+                bad = {int(i): "never asked in this run" for i in decisions if int(i) not in asked and int(i) not in held}
+            else:  # held-out items are always open to a decision
                 bad = {int(i): "not in the open query" for i in decisions
-                       if row is None or asked.get(int(i)) != row[0]}
+                       if int(i) not in held and (row is None or asked.get(int(i)) != row[0])}
             if bad:
                 raise LabelError(bad)
             now = utc_now()
@@ -668,14 +719,22 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _add_needed_column(ledger: Ledger) -> None:
-    """Ledgers written before pilots and overlap lack ``query_items.needed`` (answers an item
-    needs): add it, once, with the old meaning (one answer each)."""
-    if any(row[1] == "needed" for row in ledger._conn.execute("PRAGMA table_info(query_items)")):
+def _add_later_parts(ledger: Ledger) -> None:
+    """Ledgers written before pilots, overlap and held-out items lack ``query_items.needed``
+    (answers an item needs) and the ``holdout`` table: add them, once, with the old meaning
+    (one answer each; nothing held out)."""
+    def missing(conn: sqlite3.Connection) -> bool:
+        needed = any(row[1] == "needed" for row in conn.execute("PRAGMA table_info(query_items)"))
+        holdout = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'holdout'").fetchone() is not None
+        return not (needed and holdout)
+
+    if not missing(ledger._conn):
         return
     with ledger._write() as conn:
         if not any(row[1] == "needed" for row in conn.execute("PRAGMA table_info(query_items)")):
             conn.execute("ALTER TABLE query_items ADD COLUMN needed INTEGER NOT NULL DEFAULT 1 CHECK (needed >= 1)")
+        for statement in sql_statements(_HOLDOUT):
+            conn.execute(statement)
 
 
 def _upgrade_from_v1(ledger: Ledger) -> None:

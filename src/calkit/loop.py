@@ -206,7 +206,7 @@ class ActiveLoop:
         the one of round t-2, chooses.
         """
         start = time.perf_counter()
-        candidates = np.setdiff1d(self.dataset.ids, self.ledger.queried_ids())
+        candidates = np.setdiff1d(self.dataset.ids, self.ledger.unavailable_ids())
         if t == 0:
             ctx = _RandomOnly(numpy_rng(self.cfg.seed, 0, "initial"))
             selection = RandomSampling().select(ctx, candidates, self.plan[0])
@@ -239,7 +239,8 @@ class ActiveLoop:
 
         fit = self.trainer.train(t, rnd, state, on_epoch)
         with state.meter.phase("evaluate"):
-            evaluation = evaluate(state.serving, self.data, self.cfg.score_batch_size)
+            evaluation = evaluate(state.serving, self.data, self.cfg.score_batch_size,
+                                  holdout=self.ledger.holdout_labels() if len(self.ledger.holdout_ids()) else None)
             per_round = [self.ledger.query(r).ids for r in range(t + 1)]
             by_round = accuracy_by_round(state.serving, self.data, per_round, self.cfg.score_batch_size)
         record = RoundRecord(

@@ -49,7 +49,7 @@ def forecast_line(records: list[dict], extra: int = 1000, stop_below: float | No
     fit = fit_learning_curve(labels, accuracy)
     if fit is None:
         return f"learning curve: {len(labels)} trained rounds with an accuracy; a forecast needs {MIN_POINTS}"
-    name = {"val": "validation", "test": "test"}[split]
+    name = {"val": "validation", "holdout": "held-out, labeled by people", "test": "test"}[split]
     return f"learning curve ({name} accuracy): {fit.describe(extra, stop_below)}"
 
 
@@ -63,14 +63,16 @@ def plot_learning_curve(records: list[dict], out: Path, title: str = "") -> Path
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise CalkitError("plotting needs matplotlib: pip install 'calkit[plot]'") from exc
-    points = [(r["labeled"], r["test_accuracy"]) for r in records if r.get("test_accuracy") is not None]
-    if not points:
-        raise CalkitError("no test accuracy to plot: the run has no test split")
+    curves = [(name, [(r["labeled"], r[f"{split}_accuracy"]) for r in records if r.get(f"{split}_accuracy") is not None])
+              for split, name in (("test", "test"), ("val", "validation"), ("holdout", "held-out (people's labels)"))]
+    curves = [(name, points) for name, points in curves if points]
+    if not curves:
+        raise CalkitError("no accuracy to plot: the run has no test or validation split, and no held-out items "
+                          "labeled by people")
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label="test")
-    val = [(r["labeled"], r["val_accuracy"]) for r in records if r.get("val_accuracy") is not None]
-    if val:
-        ax.plot([p[0] for p in val], [p[1] for p in val], marker="s", ls="--", label="validation")
+    for (name, points), marker, style in zip(curves, "osd", ("-", "--", ":")):
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, ls=style, label=name)
+    if len(curves) > 1:
         ax.legend()
     ax.set_xlabel("labeled items")
     ax.set_ylabel("accuracy")

@@ -231,6 +231,17 @@ class Run:
         reads it (a round already trained is not trained again)."""
         self._decide(labels, decided_by, reason, corrections=True)
 
+    def hold_out(self, count: int) -> np.ndarray:
+        """Set ``count`` random, never-asked items aside as a validation set that people label
+        (for data without one): they come first at the labeling desk, never train, and every
+        round after they have answers reports ``holdout_accuracy`` on them. Returns their ids."""
+        if self.config.oracle != "people":
+            raise ConfigError("a held-out validation set is labeled by people: this run's labels come from the "
+                              f"{self.config.oracle} oracle, and its data's own splits measure it")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"the held-out count must be a positive integer, got {count!r}")
+        return self._ledger.add_holdout(count, self._cfg.seed)
+
     def _decide(self, labels: Mapping[int, int | str], decided_by: str, reason: str, corrections: bool) -> None:
         who = _annotator(decided_by)
         if not isinstance(reason, str) or not reason.strip():

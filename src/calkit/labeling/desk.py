@@ -25,9 +25,10 @@ from calkit.answers import class_index
 from calkit.errors import LabelError
 from calkit.labeling import pilot as pilots
 from calkit.labeling.refusal import Refused
-from calkit.labeling.rounds import DEFAULT_OVERLAP, Restriction, next_for, open_round, prepare_overlap, round_view
+from calkit.labeling.rounds import (DEFAULT_OVERLAP, Restriction, next_for, next_holdout, open_round,
+                                   prepare_overlap, round_view)
 from calkit.labeling.schema import ensure_desk_tables
-from calkit.ledger import LabelFact, utc_now
+from calkit.ledger import HOLDOUT_ROUND, LabelFact, utc_now
 
 #: Seconds an item stays leased to one annotator before it may go to another.
 DEFAULT_LEASE_SECONDS = 300
@@ -83,19 +84,22 @@ class Desk:
     # -- leasing -------------------------------------------------------------------------------
     def next(self, annotator: str) -> Lease | None:
         """The item this annotator should label now, leased to them; None when there is none
-        for them (see :meth:`why_none`). Asking again returns the same item while it is theirs."""
+        for them (see :meth:`why_none`). Asking again returns the same item while it is theirs.
+        Held-out validation items come first (also while a round trains), then the open round's."""
         now = self.clock()
         with self.ledger.transaction() as conn:
             round_index = open_round(conn)
-            if round_index is None:
-                return None
-            conn.execute("DELETE FROM leases WHERE round != ?", (round_index,))  # rounds closed since
+            conn.execute("DELETE FROM leases WHERE round != ? AND round != ?",  # rounds closed since
+                         (HOLDOUT_ROUND if round_index is None else round_index, HOLDOUT_ROUND))
             mine = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1 AND expires_at >= ?",
                                 (annotator, now)).fetchone()
             if mine is not None:
                 return self._lease_row(conn, mine[0], annotator)
-            prepare_overlap(conn, round_index, self.overlap)
-            row = next_for(conn, round_index, annotator, now, _restriction(conn))
+            restriction = _restriction(conn)
+            row, lease_round = (None if restriction else next_holdout(conn, annotator, now)), HOLDOUT_ROUND
+            if row is None and round_index is not None:
+                prepare_overlap(conn, round_index, self.overlap)
+                row, lease_round = next_for(conn, round_index, annotator, now, restriction), round_index
             conn.execute("DELETE FROM leases WHERE annotator = ? AND (? IS NULL OR item_id != ?)",
                          (annotator, None if row is None else row[0], None if row is None else row[0]))
             if row is None:
@@ -107,8 +111,8 @@ class Desk:
                 "INSERT INTO leases(item_id, annotator, round, undo, leased_at, expires_at) VALUES (?, ?, ?, 0, ?, ?) "
                 "ON CONFLICT(item_id, annotator) DO UPDATE SET round = excluded.round, undo = 0, "
                 "leased_at = excluded.leased_at, expires_at = excluded.expires_at",
-                (item_id, annotator, round_index, now, now + self.lease_seconds))
-            return Lease(int(item_id), round_index, int(rank), now + self.lease_seconds)
+                (item_id, annotator, lease_round, now, now + self.lease_seconds))
+            return Lease(int(item_id), lease_round, int(rank), now + self.lease_seconds)
 
     @property
     def overlap(self) -> float:
@@ -220,26 +224,27 @@ class Desk:
             if len(view.settled) == len(view.ranks):
                 raise Refused(409, "round_complete", f"round {round_index} has all its labels and trains next; "
                               "ask the lead to correct an answer")
-            held = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1 AND round = ?",
-                                (annotator, round_index)).fetchone()
+            held = conn.execute("SELECT item_id FROM leases WHERE annotator = ? AND undo = 1 AND round IN (?, ?)",
+                                (annotator, round_index, HOLDOUT_ROUND)).fetchone()
             before = _first_answer_id(conn, held[0], annotator) if held else None
             row = conn.execute(
                 "SELECT f.item_id, f.first_id FROM (SELECT item_id, MIN(label_id) AS first_id FROM labels "
-                "WHERE annotator = ? AND round = ? GROUP BY item_id) f WHERE (? IS NULL OR f.first_id < ?) "
-                "ORDER BY f.first_id DESC LIMIT 1", (annotator, round_index, before, before)).fetchone()
+                "WHERE annotator = ? AND round IN (?, ?) GROUP BY item_id) f WHERE (? IS NULL OR f.first_id < ?) "
+                "ORDER BY f.first_id DESC LIMIT 1", (annotator, round_index, HOLDOUT_ROUND, before, before)).fetchone()
             if row is None:
                 raise Refused(409, "nothing_to_undo", "you have no earlier answer in the open round")
             item = int(row[0])
             other = conn.execute("SELECT annotator FROM leases WHERE item_id = ? AND annotator != ? AND expires_at >= ?",
                                  (item, annotator, now)).fetchone()
-            if other is not None and view.needed[item] == 1:
+            if other is not None and view.needed.get(item, 1) == 1:
                 raise Refused(409, "leased_to_another", f"item {item} is being labeled by someone else right now")
             conn.execute("DELETE FROM leases WHERE annotator = ?", (annotator,))
             conn.execute("INSERT INTO leases(item_id, annotator, round, undo, leased_at, expires_at) "
                          "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(item_id, annotator) DO UPDATE SET "
                          "round = excluded.round, undo = 1, leased_at = excluded.leased_at, "
                          "expires_at = excluded.expires_at",
-                         (item, annotator, round_index, now, now + self.lease_seconds))
+                         (item, annotator, round_index if item in view.ranks else HOLDOUT_ROUND, now,
+                          now + self.lease_seconds))
             return asdict(self._lease_row(conn, item, annotator))
 
         return Lease(**self._once(annotator, request_id, ["undo"], take_back))
@@ -250,7 +255,8 @@ class Desk:
         question = _text(text, "question")
 
         def log(conn: sqlite3.Connection) -> dict:
-            row = conn.execute("SELECT round FROM query_items WHERE item_id = ?", (item,)).fetchone()
+            row = conn.execute("SELECT round FROM query_items WHERE item_id = ? UNION ALL "
+                               "SELECT ? FROM holdout WHERE item_id = ?", (item, HOLDOUT_ROUND, item)).fetchone()
             if row is None:
                 raise Refused(404, "unknown_item", f"item {item} was never asked in this run")
             if not _seen_by(conn, item, annotator):
@@ -355,7 +361,9 @@ class Desk:
     def item_round(self, item_id: int) -> int | None:
         if not -2**63 <= item_id < 2**63:
             return None
-        row = self.ledger._conn.execute("SELECT round FROM query_items WHERE item_id = ?", (int(item_id),)).fetchone()
+        row = self.ledger._conn.execute("SELECT round FROM query_items WHERE item_id = ? UNION ALL "
+                                        "SELECT ? FROM holdout WHERE item_id = ?",
+                                        (int(item_id), HOLDOUT_ROUND, int(item_id))).fetchone()
         return None if row is None else int(row[0])
 
     def _once(self, annotator: str, request_id: object, request: list, change) -> dict:
@@ -377,7 +385,7 @@ class Desk:
             raise Refused(404, "unknown_item", f"item {item} is not in this run's pool")
         lease = conn.execute("SELECT round, annotator, undo FROM leases WHERE item_id = ? AND annotator = ?",
                              (item, annotator)).fetchone()
-        if lease is not None and lease[0] != open_round(conn):
+        if lease is not None and lease[0] not in (open_round(conn), HOLDOUT_ROUND):
             raise Refused(409, "round_closed", f"item {item} belongs to round {lease[0]}, which is closed")
         if lease is None:
             raise Refused(409, "not_leased", f"item {item} is not leased to you (a lease lasts "
@@ -385,8 +393,9 @@ class Desk:
         return lease
 
     def _lease_row(self, conn: sqlite3.Connection, item: int, annotator: str) -> Lease:
-        row = conn.execute("SELECT l.round, q.rank, l.expires_at, l.undo FROM leases l JOIN query_items q "
-                           "USING (item_id) WHERE l.item_id = ? AND l.annotator = ?", (item, annotator)).fetchone()
+        row = conn.execute("SELECT l.round, COALESCE(q.rank, h.rank), l.expires_at, l.undo FROM leases l "
+                           "LEFT JOIN query_items q USING (item_id) LEFT JOIN holdout h USING (item_id) "
+                           "WHERE l.item_id = ? AND l.annotator = ?", (item, annotator)).fetchone()
         answer = conn.execute("SELECT label FROM current_answers WHERE item_id = ? AND annotator = ?",
                               (item, annotator)).fetchone()
         return Lease(int(item), int(row[0]), int(row[1]), float(row[2]), bool(row[3]),
@@ -400,7 +409,9 @@ def _current_guideline(conn: sqlite3.Connection) -> str | None:
 
 
 def _round_of(conn: sqlite3.Connection, item: int) -> int:
-    return int(conn.execute("SELECT round FROM query_items WHERE item_id = ?", (item,)).fetchone()[0])
+    """The round an item was asked in (HOLDOUT_ROUND for a held-out validation item)."""
+    row = conn.execute("SELECT round FROM query_items WHERE item_id = ?", (item,)).fetchone()
+    return HOLDOUT_ROUND if row is None else int(row[0])
 
 
 def _first_answer_id(conn: sqlite3.Connection, item: int, annotator: str) -> int | None:

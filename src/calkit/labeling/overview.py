@@ -44,12 +44,14 @@ def rounds(run) -> list[dict]:
         m = metrics.get(t, {})
         out.append({"round": t, "size": size, "state": state, "settled": settled, "opened": created,
                     "labeled": m.get("labeled"), "test_accuracy": m.get("test_accuracy"),
-                    "val_accuracy": m.get("val_accuracy"), "epochs": m.get("epochs"),
+                    "val_accuracy": m.get("val_accuracy"), "holdout_accuracy": m.get("holdout_accuracy"),
+                    "holdout_labels": m.get("holdout_labels"), "epochs": m.get("epochs"),
                     "train_seconds": m.get("train_seconds")})
     planned = run.plan
     for t in range(len(out), len(planned)):
         out.append({"round": t, "size": planned[t], "state": "planned", "settled": 0, "opened": None, "labeled": None,
-                    "test_accuracy": None, "val_accuracy": None, "epochs": None, "train_seconds": None})
+                    "test_accuracy": None, "val_accuracy": None, "holdout_accuracy": None, "holdout_labels": None,
+                    "epochs": None, "train_seconds": None})
     return out
 
 

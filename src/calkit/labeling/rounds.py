@@ -13,7 +13,7 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 
-from calkit.ledger import utc_now
+from calkit.ledger import HOLDOUT_ROUND, utc_now
 
 #: Share of each round after the first whose top-ranked items go to two annotators.
 DEFAULT_OVERLAP = 0.1
@@ -108,3 +108,17 @@ def prepare_overlap(conn: sqlite3.Connection, round_index: int, share: float) ->
                  (round_index, count))
     conn.execute("INSERT INTO round_setup(round, overlap_share, overlap_items, created_at) VALUES (?, ?, ?, ?)",
                  (round_index, share, count, utc_now()))
+
+
+def next_holdout(conn: sqlite3.Connection, annotator: str, now: float) -> tuple[int, int] | None:
+    """The first held-out validation item (in the order drawn) that nobody answered, that this
+    annotator did not skip, and that nobody else holds a live lease on (their own lease first)."""
+    rows = conn.execute(
+        "SELECT h.item_id, h.rank, (SELECT annotator FROM leases l WHERE l.item_id = h.item_id AND l.annotator = ?), "
+        "(SELECT COUNT(*) FROM leases l WHERE l.item_id = h.item_id AND l.annotator != ? AND l.expires_at >= ?) "
+        "FROM holdout h WHERE h.item_id NOT IN (SELECT item_id FROM labels) "
+        "AND h.item_id NOT IN (SELECT item_id FROM adjudications) "
+        "AND h.item_id NOT IN (SELECT item_id FROM skips WHERE annotator = ? AND round = ?) ORDER BY h.rank",
+        (annotator, annotator, now, annotator, HOLDOUT_ROUND)).fetchall()
+    mine = next(((item, rank) for item, rank, own, _ in rows if own is not None), None)
+    return mine or next(((item, rank) for item, rank, _, others in rows if not others), None)

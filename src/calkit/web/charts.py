@@ -8,13 +8,14 @@ WIDTH, HEIGHT, PAD = 480, 220, 40
 
 
 def learning_curve_svg(rounds: list[dict]) -> str:
-    """Accuracy (test where the data has it, else validation) against labels, one point per trained round."""
-    points = [(r["labeled"], r.get("test_accuracy") if r.get("test_accuracy") is not None else r.get("val_accuracy"))
-              for r in rounds if r.get("labeled") is not None]
-    points = [(n, a) for n, a in points if a is not None]
-    if not points:
+    """Accuracy (test where the data has it, else validation, else the held-out items people
+    labeled) against labels, one point per trained round."""
+    splits = (("test", "test"), ("val", "validation"), ("holdout", "held-out (people's labels)"))
+    which, key = next(((name, f"{split}_accuracy") for split, name in splits
+                       if any(r.get(f"{split}_accuracy") is not None for r in rounds)), (None, None))
+    if key is None:
         return ""
-    which = "test" if any(r.get("test_accuracy") is not None for r in rounds) else "validation"
+    points = [(r["labeled"], r[key]) for r in rounds if r.get("labeled") is not None and r.get(key) is not None]
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = 0, max(xs) * 1.05 or 1
     y0, y1 = max(0.0, min(ys) - 0.05), min(1.0, max(ys) + 0.05)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, StrictFloat, StrictInt, StrictStr
 
-from calkit.errors import LabelError
+from calkit.errors import CalkitError, LabelError
 from calkit.labeling import pilot, quality, review_queue
 from calkit.labeling.display import describe
 from calkit.labeling.refusal import Refused
@@ -17,6 +17,10 @@ from calkit.web.auth import Principal, lead_only
 class PilotIn(BaseModel):
     items: StrictInt = pilot.DEFAULT_PILOT_ITEMS
     threshold: StrictFloat | StrictInt = pilot.DEFAULT_THRESHOLD
+
+
+class HoldoutIn(BaseModel):
+    items: StrictInt
 
 
 class ReasonIn(BaseModel):
@@ -50,6 +54,17 @@ def add_quality_routes(app: FastAPI, run) -> None:
               summary="Open scale-up without the agreement the gate asks for, with a reason")
     def open_gate(body: ReasonIn, who: Principal = lead) -> dict:
         return {"pilot": pilot.open_gate(run, who.name, body.reason).to_dict()}
+
+    @app.post(prefix + "/holdout", tags=["lead"],
+              summary="Set random items aside as a validation set people label first (never trained on)")
+    def hold_out(body: HoldoutIn, who: Principal = lead) -> dict:
+        if not 1 <= body.items <= 100_000:
+            raise Refused(422, "bad_count", "hold out 1 to 100000 items")
+        try:
+            added = run.hold_out(body.items)
+        except CalkitError as exc:
+            raise Refused(409, "not_held_out", str(exc)) from exc
+        return {"added": [int(i) for i in added], **holdout_summary(run)}
 
     @app.get(prefix + "/agreement", tags=["lead"],
               summary="Agreement on items with several answers; confusion per annotator")
@@ -95,7 +110,13 @@ def quality_context(run) -> dict:
         entry["shown"] = describe(run.dataset.display(entry["item_id"]))
     return {"pilot": newest, "agreement": quality.agreement_report(run),
             "model_decisions": quality.model_decisions(run), "review": review,
-            "pilot_defaults": {"items": pilot.DEFAULT_PILOT_ITEMS, "threshold": pilot.DEFAULT_THRESHOLD}}
+            "pilot_defaults": {"items": pilot.DEFAULT_PILOT_ITEMS, "threshold": pilot.DEFAULT_THRESHOLD},
+            **holdout_summary(run)}
+
+
+def holdout_summary(run) -> dict:
+    """How many items are held out as a validation set, and how many people have labeled."""
+    return {"holdout": {"items": len(run._ledger.holdout_ids()), "labeled": len(run._ledger.holdout_labels())}}
 
 
 def _keyed(decisions: dict[int, dict]) -> list[dict]:

@@ -56,6 +56,7 @@
   onSubmit("#start-pilot", (form) => calkit.call("POST", "/api/lead/pilot", {
     items: Number(form.elements.items.value), threshold: Number(form.elements.threshold.value)}));
   onSubmit("#open-gate", (form) => calkit.call("POST", "/api/lead/pilot/open", {reason: form.elements.reason.value.trim()}));
+  onSubmit("#add-holdout", (form) => calkit.call("POST", "/api/lead/holdout", {items: Number(form.elements.items.value)}));
   onClick("#adjudicate-model", () => calkit.call("POST", "/api/lead/adjudicate", {}));
   onClick("#request-review", () => calkit.call("POST", "/api/lead/review/request", {}));
   document.querySelectorAll("form.correct").forEach((form) => {
