@@ -33,6 +33,8 @@ from calkit.labeling import pilot as pilots
 from calkit.noise import NoiseModel
 
 RATERS = ("sim-0", "sim-1", "sim-2")
+#: Pilots per run (the desk reads the whole open round on each request: keep round 0 small).
+PILOTS_PER_RUN = 20
 
 
 def confusion(model: NoiseModel, n_classes: int, seed: int) -> np.ndarray:
@@ -62,7 +64,7 @@ def run_pilots(dataset: str, model: NoiseModel, size: int, count: int, threshold
         with Run.create(path, dataset=dataset, oracle="people", initial=size, rounds=2, round_size=size,
                         epochs=1, model="mlp:8", seed=seed + run_index) as probe:
             room = probe.dataset.pool_size // size - 2
-        initial = size * min(count - len(results), room)
+        initial = size * min(count - len(results), room, PILOTS_PER_RUN)
         with Run.create(path.with_name(path.name + "-r"), dataset=dataset, oracle="people", initial=initial,
                         rounds=2, round_size=size, epochs=1, model="mlp:8", seed=seed + run_index) as run:
             for name in RATERS:

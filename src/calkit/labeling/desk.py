@@ -24,10 +24,12 @@ from datetime import datetime, timedelta, timezone
 from calkit.answers import class_index
 from calkit.errors import LabelError
 from calkit.labeling import pilot as pilots
+from calkit.labeling.questions import QuestionLog
 from calkit.labeling.refusal import Refused
 from calkit.labeling.rounds import (DEFAULT_OVERLAP, Restriction, next_for, next_holdout, open_round,
                                    prepare_overlap, round_view)
 from calkit.labeling.schema import ensure_desk_tables
+from calkit.labeling.suggestions import Suggestions
 from calkit.ledger import HOLDOUT_ROUND, LabelFact, utc_now
 
 #: Seconds an item stays leased to one annotator before it may go to another.
@@ -80,6 +82,8 @@ class Desk:
         self.lease_seconds = float(lease_seconds)
         self.clock = clock
         ensure_desk_tables(self.ledger)
+        self.questions = QuestionLog(self.ledger)
+        self.suggestions = Suggestions(self.ledger, run.class_names)
 
     # -- leasing -------------------------------------------------------------------------------
     def next(self, annotator: str) -> Lease | None:
@@ -274,37 +278,15 @@ class Desk:
         return self._once(annotator, request_id, ["ask", item, question], log)
 
     def answer_question(self, lead: str, question_id: object, text: object) -> dict:
-        """A lead's answer to a question (a later answer replaces it); every annotator can find it."""
-        number = _item_id(question_id)
-        answer = _text(text, "answer")
-        with self.ledger.transaction() as conn:
-            found = conn.execute("UPDATE questions SET answer = ?, answered_by = ?, answered_at = ? WHERE question_id = ?",
-                                 (answer, lead, utc_now(), number)).rowcount
-        if not found:
-            raise Refused(404, "unknown_question", f"no question {number}")
-        return self.question(number)
+        """A lead's answer to a question (calkit.labeling.questions)."""
+        return self.questions.answer(lead, _item_id(question_id), _text(text, "answer"))
 
     def question(self, question_id: int) -> dict | None:
-        rows = self._questions("WHERE question_id = ?", (question_id,))
-        return rows[0] if rows else None
+        return self.questions.get(question_id)
 
     def search_questions(self, words: str = "", limit: int = 50) -> list[dict]:
         """Questions whose text or answer holds every word (case-insensitive), newest first."""
-        terms = [w for w in str(words).split() if w][:10]
-        where = " AND ".join(["(q.text LIKE ? ESCAPE '\\' OR COALESCE(q.answer, '') LIKE ? ESCAPE '\\')"] * len(terms))
-        args: list = []
-        for term in terms:
-            like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            args += [like, like]
-        return self._questions(("WHERE " + where) if terms else "", tuple(args), limit)
-
-    def _questions(self, where: str, args: tuple, limit: int = 50) -> list[dict]:
-        rows = self.ledger._conn.execute(
-            "SELECT q.question_id, q.item_id, q.annotator, q.round, q.text, q.created_at, q.guideline_version, "
-            f"q.answer, q.answered_by, q.answered_at FROM questions q {where} ORDER BY q.question_id DESC LIMIT ?",
-            (*args, int(limit))).fetchall()
-        keys = ("id", "item_id", "annotator", "round", "text", "at", "guideline", "answer", "answered_by", "answered_at")
-        return [dict(zip(keys, row)) for row in rows]
+        return self.questions.search(words, limit)
 
     def release(self, annotator: str) -> None:
         """Give back whatever the annotator holds (signing out, closing the tab)."""
@@ -327,30 +309,14 @@ class Desk:
         return Progress(round_index, size, settled, sum(self.run.plan), closed + settled, yours, yours_round, leased)
 
     def suggestion(self, item_id: int) -> dict | None:
-        """The newest model's guess for an item (written by the worker), or None; never for a
-        pilot item, which measures the guideline, not the model."""
-        row = self.ledger._conn.execute(
-            "SELECT label, probability, model_round FROM suggestions WHERE item_id = ? "
-            "AND item_id NOT IN (SELECT item_id FROM pilot_items)", (int(item_id),)).fetchone()
-        if row is None:
-            return None
-        return {"label": self.run.class_names[row[0]], "label_index": row[0], "probability": row[1],
-                "model_version": row[2] + 1}
+        """The newest model's guess for an item (calkit.labeling.suggestions), or None."""
+        return self.suggestions.get(item_id)
 
     def store_suggestions(self, item_ids, probabilities, model_round: int) -> None:
-        """Record a model's guesses (the worker does, after each round it trains)."""
-        rows = [(int(i), int(p.argmax()), float(p.max()), int(model_round)) for i, p in zip(item_ids, probabilities)]
-        with self.ledger.transaction() as conn:
-            conn.executemany("INSERT INTO suggestions(item_id, label, probability, model_round) VALUES (?, ?, ?, ?) "
-                             "ON CONFLICT(item_id) DO UPDATE SET label = excluded.label, "
-                             "probability = excluded.probability, model_round = excluded.model_round", rows)
+        self.suggestions.store(item_ids, probabilities, model_round)
 
     def items_without_suggestion(self, model_round: int) -> list[int]:
-        """Items of the open round with no guess from the model of ``model_round`` yet."""
-        rows = self.ledger._conn.execute(
-            "SELECT q.item_id FROM query_items q JOIN queries r USING (round) LEFT JOIN suggestions s USING (item_id) "
-            "WHERE r.state = 'open' AND (s.item_id IS NULL OR s.model_round < ?)", (model_round,)).fetchall()
-        return [int(r[0]) for r in rows]
+        return self.suggestions.missing(model_round)
 
     def live_undo_leases(self) -> int:
         """Undo leases still running: the worker leaves the round open while there are any."""
