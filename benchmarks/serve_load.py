@@ -17,8 +17,9 @@ which resumes from the last checkpoint).
 Reported per scenario: latency percentiles of GET /api/next and POST /api/labels (all requests,
 and those sent while a round was training), labels per second, the seconds annotators were
 told there was no item, and the checks: acknowledged labels missing from the ledger (lost),
-items answered more than once (duplicates), items leased to two annotators at once, and
-whether the run completed. Latency figures are only meaningful on an otherwise idle machine.
+items answered by more annotators than they need (duplicates: the overlap share of each round
+after the first needs two, the others one), items needing one answer leased to two annotators
+at once, and whether the run completed. Latency figures are only meaningful on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -48,8 +49,7 @@ from calkit.labeling.accounts import Accounts
 class Record:
     next_ms: list[tuple[float, float]] = field(default_factory=list)  # (sent at, ms)
     label_ms: list[tuple[float, float]] = field(default_factory=list)
-    acked: dict[int, tuple[str, int]] = field(default_factory=dict)  # item -> (annotator, label)
-    duplicates: int = 0
+    acked: dict[tuple[int, str], int] = field(default_factory=dict)  # (item, annotator) -> label
     held: dict[int, list[tuple[str, float, float]]] = field(default_factory=dict)  # item -> (who, from, to)
     idle_seconds: float = 0.0
     training: list[list[float]] = field(default_factory=list)  # [start, end] while the worker trained
@@ -137,9 +137,7 @@ async def annotator(name: str, token: str, base: str, truth: dict[int, int], rec
                                                       "request_id": f"{name}-{item['id']}"}, headers, rec)
             rec.label_ms.append((time.time(), (time.perf_counter() - sent) * 1000))
             if done.status_code == 200:
-                if item["id"] in rec.acked and rec.acked[item["id"]][0] != name:
-                    rec.duplicates += 1
-                rec.acked[item["id"]] = (name, label)
+                rec.acked[(item["id"], name)] = label
                 rec.held.setdefault(item["id"], []).append((name, got, time.time()))
             else:
                 key = f"label {done.status_code} {done.json().get('error')}"
@@ -183,10 +181,13 @@ async def inject(fault: str, server: Server, run_dir: Path, rec: Record, stop: a
         log(f"  killed the worker {pid} (kill -9) while it trained")
 
 
-def double_leases(rec: Record) -> int:
-    """Items two annotators held over overlapping intervals (from lease to acknowledgement)."""
+def double_leases(rec: Record, needed: dict[int, int]) -> int:
+    """Items needing one answer that two annotators held over overlapping intervals (from lease
+    to acknowledgement)."""
     count = 0
-    for spans in rec.held.values():
+    for item, spans in rec.held.items():
+        if needed.get(item, 1) > 1:
+            continue
         spans = sorted(spans, key=lambda s: s[1])
         count += sum(1 for a, b in zip(spans, spans[1:]) if a[0] != b[0] and b[1] < a[2])
     return count
@@ -248,11 +249,12 @@ def scenario(fault: str, args, root: Path, log) -> dict:
         facts = run._ledger.label_facts()
         complete = run.status().complete
         trained = len(run.metrics())
+        needed = dict(run._ledger._conn.execute("SELECT item_id, needed FROM query_items").fetchall())
     stored = {(f["item_id"], f["annotator"], f["label"]) for f in facts}
-    lost = sum(1 for item, (who, label) in rec.acked.items() if (item, who, label) not in stored)
-    per_item: dict[int, int] = {}
+    lost = sum(1 for (item, who), label in rec.acked.items() if (item, who, label) not in stored)
+    per_item: dict[int, set[str]] = {}
     for f in facts:
-        per_item[f["item_id"]] = per_item.get(f["item_id"], 0) + 1
+        per_item.setdefault(f["item_id"], set()).add(f["annotator"])
     next_all, label_all = [ms for _, ms in rec.next_ms], [ms for _, ms in rec.label_ms]
     next_train, label_train = during_training(rec.next_ms, rec.training), during_training(rec.label_ms, rec.training)
     return {
@@ -263,8 +265,9 @@ def scenario(fault: str, args, root: Path, log) -> dict:
         "label_p50": percentile(label_all, 50), "label_p95": percentile(label_all, 95),
         "label_p95_training": percentile(label_train, 95), "label_training_n": len(label_train),
         "idle_seconds": rec.idle_seconds, "training_seconds": sum(b - a for a, b in rec.training),
-        "lost": lost, "duplicates": rec.duplicates + sum(1 for n in per_item.values() if n > 1),
-        "double_leases": double_leases(rec), "errors": rec.errors,
+        "lost": lost, "duplicates": sum(1 for item, who in per_item.items() if len(who) > needed.get(item, 1)),
+        "double_leases": double_leases(rec, needed), "errors": rec.errors,
+        "overlap_items": sum(1 for n in needed.values() if n > 1),
     }
 
 

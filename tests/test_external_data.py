@@ -267,9 +267,9 @@ def write_fake_modeldata(folder: Path, n_train: int = 12, n_test: int = 6) -> No
 
     def frame(n: int, offset: int):
         scores = ["great" if i % 3 else "other" for i in range(n)]
-        return pd.DataFrame({
-            "product": [f"P{i}" for i in range(n)],
-            "review": [f"review {offset + i}<br /><br />so {s}" for i, s in enumerate(scores)],
+        return pd.DataFrame({  # object columns: rdata's writer does not know pandas 3's string dtype
+            "product": pd.Series([f"P{i}" for i in range(n)], dtype=object),
+            "review": pd.Series([f"review {offset + i}<br /><br />so {s}" for i, s in enumerate(scores)], dtype=object),
             "score": pd.Categorical(scores, categories=["great", "other"]),
         })
 

@@ -28,5 +28,6 @@ def test_killing_the_server_or_the_worker_loses_no_acknowledged_label(tmp_path):
     assert [r["fault"] for r in rows] == ["server", "worker"]
     for r in rows:
         assert r["complete"] and r["lost"] == 0 and r["duplicates"] == 0 and r["double_leases"] == 0
-        assert r["labels"] == 40 + 3 * 30
+        assert r["overlap_items"] == 3 * 3  # 10 % of each later round goes to two annotators
+        assert r["labels"] == 40 + 3 * 30 + r["overlap_items"]
     assert "killed the server" in done.stderr and "killed the worker" in done.stderr
