@@ -43,7 +43,7 @@ from calkit.train import ComputeMeter
 from calkit.train.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from label_review import ENTRIES, reviewed_run  # noqa: E402
+from label_review import ENTRIES, reviewed_run
 
 LABELINGS = ("noisy", "corrected", "clean")
 
@@ -107,6 +107,24 @@ def measure(entry_name: str, seed: int, noise: float, out: Path, source: str) ->
     return row
 
 
+def table_row(name: str, rows: list[dict]) -> str:
+    """One entry's Markdown row: means over seeds, paired differences with their 95 % t-intervals."""
+
+    def mean(key: str) -> float:
+        return statistics.fmean(r[key] for r in rows)
+
+    def paired(key: str) -> str:
+        diffs = [r[f"{key}_test_accuracy"] - r["noisy_test_accuracy"] for r in rows]
+        low, high = ci95(diffs) or (float("nan"),) * 2
+        return f"{statistics.fmean(diffs):+.4f} [{low:+.4f}, {high:+.4f}]"
+
+    grads = " / ".join(f"{mean(f'{n}_sample_gradients'):,.0f}" for n in LABELINGS)
+    return (f"| {name} | {mean('labels'):.0f} | {mean('wrong'):.1f} | {mean('fixed'):.1f} | "
+            f"{mean('noisy_test_accuracy'):.4f} | {mean('corrected_test_accuracy'):.4f} | "
+            f"{mean('clean_test_accuracy'):.4f} | {paired('corrected')} | {paired('clean')} | "
+            f"{mean('review_gradients'):,.0f} | {grads} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/label-review"))
@@ -126,18 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             rows.append(measure(name, seed, args.noise, args.out, args.source))
             print(rows[-1], file=sys.stderr, flush=True)
-        mean = lambda key: statistics.fmean(r[key] for r in rows)  # noqa: E731
-
-        def paired(key: str) -> str:
-            diffs = [r[f"{key}_test_accuracy"] - r["noisy_test_accuracy"] for r in rows]
-            low, high = ci95(diffs) or (float("nan"),) * 2
-            return f"{statistics.fmean(diffs):+.4f} [{low:+.4f}, {high:+.4f}]"
-
-        grads = " / ".join(f"{mean(f'{n}_sample_gradients'):,.0f}" for n in LABELINGS)
-        print(f"| {name} | {mean('labels'):.0f} | {mean('wrong'):.1f} | {mean('fixed'):.1f} | "
-              f"{mean('noisy_test_accuracy'):.4f} | {mean('corrected_test_accuracy'):.4f} | "
-              f"{mean('clean_test_accuracy'):.4f} | {paired('corrected')} | {paired('clean')} | "
-              f"{mean('review_gradients'):,.0f} | {grads} |", flush=True)
+        print(table_row(name, rows), flush=True)
     return 0
 
 
