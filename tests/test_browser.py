@@ -244,8 +244,11 @@ def test_the_lead_runs_a_pilot_opens_the_gate_adjudicates_and_corrects(browser, 
         first.locator("button").click()
         expect(lead.locator("#needs-lead tbody tr")).to_have_count(1)
         assert run._ledger.adjudicated([item]) == {item: truth(item)}
+        dialogs = []
+        lead.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))  # confirm, then what was decided
         lead.locator("#adjudicate-model").click()
         expect(lead.locator("#decisions")).to_contain_text("Nothing waits for you.")
+        assert "Dawid-Skene" in dialogs[0] and dialogs[1].startswith("Decided 1 item(s)")
         expect(lead.locator("#agreement")).to_contain_text("4 items with two or more answers")
 
         suspect = desk.next("ana").item_id  # a label in review: ana answers wrongly, the lead corrects it

@@ -220,3 +220,71 @@ def test_the_worker_makes_the_review_the_lead_asked_for_and_a_correction_trains_
         run.submit({i.id: truth(run, i.id) for i in run.pending()}, annotator="ana")
         run.advance()
         assert run._ledger.close_round(1)[item] == wrong  # what round 1 trained on (closed: read again)
+
+
+def test_a_revoked_rater_no_longer_holds_the_pilot_and_non_raters_cannot_answer_it(tmp_path):
+    from calkit.labeling import Accounts
+
+    with Run.create(tmp_path / "run", dataset="digits", **QUICK) as run:
+        accounts = Accounts(run._ledger)
+        for name in RATERS:
+            accounts.add(name)
+        started = pilots.start(run, "lead", 3)
+        with pytest.raises(LabelError, match="gate is closed"):  # a pilot item, but not a rater's answer
+            run.submit({started.items[0]: 0}, annotator="zed")
+        for who in ("ana", "bo"):
+            run.submit({i: truth(run, i) for i in started.items}, annotator=who)
+        desk = Desk(run)
+        assert desk.pilot().state == "running"  # cy has not answered
+        accounts.revoke("cy")
+        decided = desk.pilot()
+        assert decided.state == "passed" and decided.alpha == pytest.approx(1.0)
+        assert pilots.report(run)["revoked_raters"] == ["cy"]
+        assert run._ledger.unanswered(0).tolist() == [i.id for i in run.pending()]  # pilot items are settled
+
+
+def test_a_unanimous_pilot_on_one_class_passes_with_alpha_undefined(tmp_path):
+    from calkit.labeling import Accounts
+
+    with Run.create(tmp_path / "run", dataset="digits", **QUICK) as run:
+        for name in ("ana", "bo"):
+            Accounts(run._ledger).add(name)
+        started = pilots.start(run, "lead", 2)
+        for who in ("ana", "bo"):
+            run.submit({i: 1 for i in started.items}, annotator=who)
+        decided = Desk(run).pilot()
+        assert decided.state == "passed" and decided.alpha is None
+
+
+def test_status_query_and_pilot_list_show_the_gate(tmp_path, capsys):
+    from calkit.cli import main
+    from calkit.labeling import Accounts
+
+    with Run.create(tmp_path / "run", dataset="digits", **QUICK) as run:
+        for name in ("ana", "bo"):
+            Accounts(run._ledger).add(name)
+        pilots.start(run, "lead", 2)
+    path = str(tmp_path / "run")
+    assert main(["status", path]) == 3
+    assert "pilot 1 is running: only its 2 items take answers, from ana, bo" in capsys.readouterr().out
+    assert main(["query", path, "--out-dir", str(tmp_path / "q")]) == 0
+    assert "warning: pilot 1 is running" in capsys.readouterr().err
+    assert main(["pilot", path, "open", "--reason", "go"]) == 0
+    assert main(["pilot", path, "list"]) == 0 and "pilot 1\topened" in capsys.readouterr().out
+    assert main(["pilot", path, "status", "--id", "7"]) == 2 and "no pilot 7" in capsys.readouterr().err
+    assert main(["serve", path, "--overlap", "2", "--no-worker"]) == 2
+    assert "--overlap is a share between 0 and 1" in capsys.readouterr().err
+
+
+def test_held_out_ties_go_to_the_lead_and_dawid_skene_decides_them(tmp_path):
+    from calkit.labeling import overview, quality
+
+    with Run.create(tmp_path / "run", dataset="digits", **QUICK) as run:
+        Desk(run)  # the desk's tables, as the application has them
+        item = int(run.hold_out(1)[0])
+        run.submit({item: 1}, annotator="ana")
+        run.submit({item: 2}, annotator="bo")
+        waiting = overview.unsettled_needing_lead(run)
+        assert [(w["item_id"], w["holdout"]) for w in waiting] == [(item, True)]
+        decided = quality.settle_by_model(run, "lee")
+        assert list(decided) == [item] and run._ledger.holdout_labels() == {item: decided[item]["label_index"]}

@@ -285,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     except CalkitError as exc:
         print(f"calkit: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `calkit report RUN | head`: the reader left; nothing to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         target = getattr(args, "run_dir", None) or getattr(args, "out", None)
         again = "calkit serve" if args.command in ("serve", "worker") else "calkit resume"
@@ -422,10 +427,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             "policy": run.config.policy, "oracle": run.config.oracle,
             "last_trained": records[-1] if records else None,
         }
+        if run.config.oracle == "people":
+            from calkit.labeling.pilot import gate_note
+
+            summary["gate"] = gate_note(run)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(_status_line(summary))
+        if summary.get("gate"):
+            print(summary["gate"])
     return EXIT_STATUS.get(status.state, 0)
 
 
@@ -466,6 +477,11 @@ def cmd_query(args: argparse.Namespace) -> int:
             why = {"complete": "the run is complete"}.get(status.state, f"round {status.round}'s labels are complete")
             raise CalkitError(f"no query is pending: {why}; see `calkit status {args.run_dir}`")
         csv_path, jsonl_path, n = run.write_query(args.out_dir, args.overwrite)
+        from calkit.labeling.pilot import gate_note
+
+        gate = gate_note(run)
+    if gate:
+        print(f"calkit: warning: {gate}; `ingest` refuses answers to the other items until then", file=sys.stderr)
     how = "by name" if has_numeric_names(classes) else "by name or index from 0"
     print(f"{n} items await labels (classes, {how}: {', '.join(classes)}).")
     print(f"fill in the label column of {csv_path}\n(or answer {jsonl_path} line by line),")
@@ -483,7 +499,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         state = run.status().state
     print(
         f"added {result.added} labels ({result.already_present} already present, {result.blank} rows left blank); "
-        f"{result.still_pending} items still await labels"
+        f"{_items(result.still_pending)} still await labels"
     )
     if state == "ready":
         print(f"the query is answered: continue with `calkit resume {args.run_dir}`")
@@ -519,7 +535,7 @@ def _ingest_label_studio(args: argparse.Namespace) -> int:
                                            (result.cancelled, "cancelled annotations skipped"),
                                            (result.stale, "older than a newer answer, left out")) if n]
     print(f"imported {result.labels} labels from {result.tasks} tasks, {len(result.problems)} problems"
-          + (f" ({', '.join(extra)})" if extra else "") + f"; {result.still_pending} items still await labels")
+          + (f" ({', '.join(extra)})" if extra else "") + f"; {_items(result.still_pending)} still await labels")
     if state == "ready":
         print(f"the query is answered: continue with `calkit resume {args.run_dir}`")
     return 1 if result.problems else 0
@@ -616,3 +632,7 @@ def _advance(run) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _items(n: int) -> str:
+    return f"{n} item" + ("" if n == 1 else "s")

@@ -52,7 +52,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pstart.add_argument("--threshold", type=float, default=0.8,
                         help="Krippendorff's alpha at which labeling scales up by itself [%(default)s]")
     pstart.add_argument("--by", default="lead", help="who started it, for the record [%(default)s]")
-    psub.add_parser("status", help="the newest pilot: answers so far, agreement, disputed items")
+    pstatus = psub.add_parser("status", help="the newest pilot (or --id N): answers so far, agreement, disputed items")
+    pstatus.add_argument("--id", type=int, help="an earlier pilot, by number")
+    psub.add_parser("list", help="every pilot: state, alpha, who decided and why")
     popen = psub.add_parser("open", help="open scale-up without the agreement the gate asks for")
     popen.add_argument("--reason", required=True, help="why; kept with the pilot")
     popen.add_argument("--by", default="lead", help="[%(default)s]")
@@ -61,6 +63,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                              "(for data without one): never trained on, measured every round")
     holdout.add_argument("run_dir", type=Path)
     holdout.add_argument("--add", type=int, metavar="N", help="hold out N more items")
+    holdout.add_argument("--list", action="store_true", help="each held-out item's id and its agreed label so far "
+                         "(label them by id with `calkit ingest` or Run.submit, or at the labeling desk)")
 
     guideline = sub.add_parser("guideline", help="the run's labeling guideline, in versions: set, show, history, diff")
     guideline.add_argument("run_dir", type=Path)
@@ -239,7 +243,13 @@ def cmd_pilot(args: argparse.Namespace) -> int:
                 opened = pilot.open_gate(run, args.by, args.reason)
                 print(f"pilot {opened.pilot_id}: the gate is open (alpha {_alpha(opened.alpha)}); reason recorded")
                 return 0
-            found = pilot.report(run)
+            if args.pilot_command == "list":
+                for p in pilot.history(run):
+                    print(f"pilot {p['pilot_id']}\t{p['state']}\talpha {_alpha(p['alpha'])} (threshold {p['threshold']:g})\t"
+                          f"{p['items']} items, round {p['round']}, guideline {p['guideline_version'] or '-'}\t"
+                          f"{p['decided_by'] or ''}{': ' + p['reason'] if p['reason'] else ''}")
+                return 0
+            found = pilot.report(run, args.id)
         except Refused as exc:
             raise CalkitError(exc.message) from exc
     if found is None:
@@ -257,8 +267,15 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     for item in found["disputed_items"]:
         print(f"disputed item {item['item_id']}: {json.dumps(item['answers'])}"
               + "".join(f"\n  question ({q['annotator']}): {q['text']}" for q in item["questions"]))
+    if found["revoked_raters"]:
+        print(f"revoked since it started (no longer awaited): {', '.join(found['revoked_raters'])}")
     if found.get("reason"):
         print(f"opened by {found['decided_by']}: {found['reason']}")
+    elif found["state"] == "failed":
+        print(f"next: revise the guideline (calkit guideline {args.run_dir} set FILE.md) and start another pilot, or "
+              f"open the gate: calkit pilot {args.run_dir} open --reason \"...\"")
+    elif found["state"] == "passed" and found["agreement"]["alpha"] is None:
+        print("alpha is undefined (every answer was one class): nobody disagreed, so the gate opened")
     return 0
 
 
@@ -269,8 +286,15 @@ def cmd_holdout(args: argparse.Namespace) -> int:
         if args.add is not None:
             added = run.hold_out(args.add)
             print(f"held out {len(added)} more items: annotators get them first; they never train")
-        total, labeled = len(run._ledger.holdout_ids()), len(run._ledger.holdout_labels())
-    print(f"{total} items held out as a validation set, {labeled} labeled")
+            if run.dataset.has_val:
+                print("note: this data has a validation split of its own; rounds report both")
+        ids, labels = run._ledger.holdout_ids(), run._ledger.holdout_labels()
+        disputed = len(run._ledger.holdout_disputed())
+        if args.list:
+            for item in ids.tolist():
+                print(f"{item}\t{run.class_names[labels[item]] if item in labels else '-'}")
+    print(f"{len(ids)} items held out as a validation set, {len(labels)} labeled"
+          + (f", {disputed} disputed (the lead decides them)" if disputed else ""), file=sys.stderr if args.list else sys.stdout)
     return 0
 
 

@@ -482,6 +482,12 @@ class Ledger:
                                   "WHERE NOT a.disputed").fetchall()
         return {int(i): int(y) for i, y in rows}
 
+    def holdout_disputed(self) -> np.ndarray:
+        """Held-out items whose answers tie at the top (a lead decides them)."""
+        rows = self._conn.execute("SELECT a.item_id FROM adjudicated_labels a JOIN holdout h USING (item_id) "
+                                  "WHERE a.disputed ORDER BY h.rank").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
     def unavailable_ids(self) -> np.ndarray:
         """Items acquisition may not choose: asked in a round already, or held out."""
         return np.union1d(self.queried_ids(), self.holdout_ids())

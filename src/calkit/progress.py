@@ -19,13 +19,22 @@ COLUMNS = (
 HEADERS = ("round", "labeled", "val_acc", "test_acc", "macro_f1", "epochs", "train_s", "select_s", "sample_grads")
 
 
-def format_header() -> str:
-    return "  ".join(h.rjust(w) for h, (_, _, w) in zip(HEADERS, COLUMNS))
+#: Shown after val_acc for runs with a validation set that people label (calkit holdout).
+HOLDOUT_COLUMN = ("holdout_accuracy", "{:>8.4f}", 8)
 
 
-def format_row(record: dict) -> str:
+def _columns(holdout: bool) -> tuple:
+    return COLUMNS[:3] + (HOLDOUT_COLUMN,) + COLUMNS[3:] if holdout else COLUMNS
+
+
+def format_header(holdout: bool = False) -> str:
+    headers = HEADERS[:3] + ("held_acc",) + HEADERS[3:] if holdout else HEADERS
+    return "  ".join(h.rjust(w) for h, (_, _, w) in zip(headers, _columns(holdout)))
+
+
+def format_row(record: dict, holdout: bool = False) -> str:
     cells = []
-    for key, fmt, width in COLUMNS:
+    for key, fmt, width in _columns(holdout):
         value = record.get(key)
         cells.append("-".rjust(width) if value is None else fmt.format(value))
     return "  ".join(cells)

@@ -24,7 +24,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def format_table(records: list[dict]) -> str:
-    lines = [format_header()] + [format_row(r) for r in records]
+    holdout = any(r.get("holdout_accuracy") is not None for r in records)
+    lines = [format_header(holdout)] + [format_row(r, holdout) for r in records]
     if records:
         last = records[-1]
         lines.append(f"initial round: {records[0].get('stop_rule')}")

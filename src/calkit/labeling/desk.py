@@ -159,7 +159,8 @@ class Desk:
         if leased:
             return (f"The {left} items left in round {round_index} are with other annotators or were skipped by you; "
                     "an item comes back here if its lease expires.")
-        return (f"You answered or skipped every item left in round {round_index} ({left} still need an answer "
+        return (f"You answered or skipped every item left in round {round_index} ({left} still "
+                f"need{'s' if left == 1 else ''} an answer "
                 "from someone else, or the lead's decision).")
 
     def pilot(self) -> pilots.Pilot | None:

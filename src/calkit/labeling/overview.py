@@ -65,24 +65,29 @@ def skips(run) -> list[dict]:
 
 
 def unsettled_needing_lead(run) -> list[dict]:
-    """Items of the open round that nobody can settle without the lead: disputed once they have
+    """Items that nobody can settle without the lead: held-out items whose answers tie, and items
+    of the open round disputed once they have
     the answers they need (a pilot item waits for all of them), or skipped by every active
-    annotator (leads aside) who has not answered them."""
+    annotator (leads aside) who has not answered them (when there is an active annotator at all)."""
     conn = run._ledger._conn
     t = run._ledger.open_round()
+    held = [{"item_id": int(i), "disputed": True, "holdout": True, "answers": run._ledger.current_answers(int(i))}
+            for i in run._ledger.holdout_disputed()]
     if t is None:
-        return []
+        return held
     rows = conn.execute(
         "SELECT q.item_id, COALESCE(a.disputed, 0) FROM query_items q "
         "LEFT JOIN adjudicated_labels a ON a.item_id = q.item_id "
         "WHERE q.round = ? AND (a.item_id IS NULL OR a.disputed) "
         "AND ((COALESCE(a.disputed, 0) AND (SELECT COUNT(DISTINCT annotator) FROM labels l "
-        "      WHERE l.item_id = q.item_id) >= q.needed) OR NOT EXISTS ("
+        "      WHERE l.item_id = q.item_id) >= q.needed) OR (EXISTS (SELECT 1 FROM annotators "
+        "  WHERE revoked_at IS NULL AND role = 'annotator') AND NOT EXISTS ("
         "  SELECT 1 FROM annotators n WHERE n.revoked_at IS NULL AND n.role = 'annotator' "
         "  AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = q.item_id AND s.annotator = n.name)"
-        "  AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = q.item_id AND l.annotator = n.name)))"
+        "  AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = q.item_id AND l.annotator = n.name))))"
         "ORDER BY q.rank", (t,)).fetchall()
-    return [{"item_id": r[0], "disputed": bool(r[1]), "answers": run._ledger.current_answers(r[0])} for r in rows]
+    return [{"item_id": r[0], "disputed": bool(r[1]), "holdout": False, "answers": run._ledger.current_answers(r[0])}
+            for r in rows] + held
 
 
 def export_rows(run) -> list[dict]:

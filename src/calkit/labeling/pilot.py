@@ -142,6 +142,9 @@ def report(run, pilot_id: int | None = None) -> dict | None:
         if pilot is None:
             return None
         given = answers(conn, pilot)
+        active = _active_raters(conn, pilot)
+        earlier = [_summary(_read(conn, r[0])) for r in conn.execute(
+            "SELECT pilot_id FROM pilots WHERE pilot_id < ? ORDER BY pilot_id DESC", (pilot.pilot_id,))]
         questions = conn.execute(
             f"SELECT item_id, annotator, text, answer FROM questions WHERE item_id IN "
             f"({','.join('?' * len(pilot.items))}) ORDER BY question_id", pilot.items).fetchall()
@@ -151,7 +154,44 @@ def report(run, pilot_id: int | None = None) -> dict | None:
                  "questions": [{"annotator": a, "text": t, "answer": ans} for i, a, t, ans in questions if i == item]}
                 for item in pilot.items if item in set(stats.disputed)]  # in rank order
     progress = {who: sum(who in votes for votes in given.values()) for who in pilot.raters}
-    return {**pilot.to_dict(), "agreement": stats.to_dict(), "answered": progress, "disputed_items": disputed}
+    return {**pilot.to_dict(), "agreement": stats.to_dict(), "answered": progress, "disputed_items": disputed,
+            "revoked_raters": sorted(set(pilot.raters) - set(active)), "earlier": earlier}
+
+
+def gate_note(run) -> str | None:
+    """One line on a closed gate for commands that know nothing of pilots (status, query), or
+    None when labeling is open. Reads only: it creates no table."""
+    conn = run._ledger._conn
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'pilots'").fetchone() is None:
+        return None
+    with run._ledger.snapshot() as snap:
+        pilot = newest(snap)
+    if pilot is None or not pilot.gate_closed:
+        return None
+    if pilot.state == "failed":
+        return (f"pilot {pilot.pilot_id} failed its agreement gate (alpha {_shown(pilot.alpha)} < {pilot.threshold:g}): "
+                f"nothing can be labeled until the lead starts another pilot or opens the gate "
+                f"(calkit pilot {run.path} open --reason ...)")
+    return (f"pilot {pilot.pilot_id} is running: only its {len(pilot.items)} items take answers, from "
+            f"{', '.join(pilot.raters)}, until its agreement gate opens (calkit pilot {run.path} status)")
+
+
+def _shown(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
+def history(run) -> list[dict]:
+    """Every pilot, newest first: state, alpha, who decided and why."""
+    ensure_desk_tables(run._ledger)
+    with run._ledger.snapshot() as conn:
+        ids = [r[0] for r in conn.execute("SELECT pilot_id FROM pilots ORDER BY pilot_id DESC")]
+        return [_summary(_read(conn, i)) for i in ids]
+
+
+def _summary(pilot: Pilot) -> dict:
+    return {key: getattr(pilot, key) for key in ("pilot_id", "round", "state", "alpha", "threshold",
+                                                 "guideline_version", "decided_by", "decided_at", "reason")} | {
+        "items": len(pilot.items), "raters": pilot.raters}
 
 
 def _raters(conn: sqlite3.Connection, raters: list[str] | None) -> list[str]:
@@ -163,20 +203,34 @@ def _raters(conn: sqlite3.Connection, raters: list[str] | None) -> list[str]:
             raise Refused(422, "unknown_rater", f"not an active annotator: {', '.join(unknown)}")
         active = sorted(set(raters))
     if len(active) < 2:
-        raise Refused(409, "too_few_raters", "a pilot needs at least two annotators (add them with "
+        raise Refused(409, "too_few_raters", "a pilot needs at least two active annotators (add them with "
                          "`calkit annotators add RUN NAME`)")
     return active
 
 
+def _active_raters(conn: sqlite3.Connection, pilot: Pilot) -> list[str]:
+    """The pilot's raters whose accounts are still active (a revoked rater no longer holds it up)."""
+    active = {r[0] for r in conn.execute("SELECT name FROM annotators WHERE revoked_at IS NULL")}
+    return [who for who in pilot.raters if who in active]
+
+
 def _complete(conn: sqlite3.Connection, pilot: Pilot) -> bool:
-    return all(len(votes) == len(pilot.raters) for votes in answers(conn, pilot).values())
+    waiting_for = _active_raters(conn, pilot)
+    return all(all(who in votes for who in waiting_for) for votes in answers(conn, pilot).values())
 
 
 def _settle(conn: sqlite3.Connection, pilot: Pilot) -> None:
-    alpha = agreement.krippendorff_alpha(answers(conn, pilot))
-    state = "passed" if alpha is not None and alpha >= pilot.threshold else "failed"
+    """Decide a pilot whose answers are all in: alpha at the threshold passes. Where alpha is
+    undefined because every answer was one and the same class, nobody disagreed: it passes too
+    (raw agreement 1), and the report says alpha is undefined. Pilot items then need one
+    answer like any other (they have theirs)."""
+    given = answers(conn, pilot)
+    alpha = agreement.krippendorff_alpha(given)
+    unanimous = alpha is None and agreement.raw_agreement(given) == 1.0
+    state = "passed" if unanimous or (alpha is not None and alpha >= pilot.threshold) else "failed"
     conn.execute("UPDATE pilots SET state = ?, alpha = ?, decided_by = 'agreement', decided_at = ? WHERE pilot_id = ?",
                  (state, alpha, utc_now(), pilot.pilot_id))
+    conn.executemany("UPDATE query_items SET needed = 1 WHERE item_id = ?", [(i,) for i in pilot.items])
 
 
 def _read(conn: sqlite3.Connection, pilot_id: int) -> Pilot:

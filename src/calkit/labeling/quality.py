@@ -39,9 +39,11 @@ def agreement_report(run) -> dict:
 
 
 def model_decisions(run) -> dict[int, dict]:
-    """Dawid-Skene's label and posterior for each disputed item of the open round (fitted on
-    every current answer of the run)."""
-    disputed = [int(i) for i in run._ledger.disputed(run._ledger.open_round())] if run._ledger.open_round() is not None else []
+    """Dawid-Skene's label and posterior for each disputed item of the open round and of the
+    held-out validation set (fitted on every current answer of the run)."""
+    ledger = run._ledger
+    disputed = [] if ledger.open_round() is None else [int(i) for i in ledger.disputed(ledger.open_round())]
+    disputed += [int(i) for i in ledger.holdout_disputed()]
     if not disputed:
         return {}
     model = agreement.dawid_skene(current_answers(run), len(run.class_names))
@@ -51,7 +53,8 @@ def model_decisions(run) -> dict[int, dict]:
 
 
 def settle_by_model(run, lead: str) -> dict[int, dict]:
-    """Decide every disputed item of the open round by Dawid-Skene, as the lead asked."""
+    """Decide every disputed item of the open round and of the held-out set by Dawid-Skene, as
+    the lead asked."""
     decisions = model_decisions(run)
     for item, decision in decisions.items():
         run.resolve({item: decision["label_index"]}, decided_by=f"{MODEL} ({lead})",

@@ -98,10 +98,12 @@ CREATE TABLE IF NOT EXISTS pilot_items (
     item_id INTEGER NOT NULL REFERENCES items(item_id),
     PRIMARY KEY (pilot_id, item_id)
 );
-CREATE TRIGGER IF NOT EXISTS pilot_gate BEFORE INSERT ON labels
+CREATE TRIGGER IF NOT EXISTS pilot_gate_v2 BEFORE INSERT ON labels
 WHEN (SELECT state FROM pilots ORDER BY pilot_id DESC LIMIT 1) IN ('running', 'failed')
- AND NEW.item_id NOT IN (SELECT item_id FROM pilot_items WHERE pilot_id = (SELECT MAX(pilot_id) FROM pilots))
-BEGIN SELECT RAISE(ABORT, 'the pilot''s agreement gate is closed: only its items take answers until it passes or the lead opens it'); END;
+ AND (NEW.item_id NOT IN (SELECT item_id FROM pilot_items WHERE pilot_id = (SELECT MAX(pilot_id) FROM pilots))
+      OR NEW.annotator NOT IN (SELECT value FROM json_each((SELECT raters FROM pilots ORDER BY pilot_id DESC LIMIT 1)))
+      OR NEW.annotator IN (SELECT name FROM annotators WHERE revoked_at IS NOT NULL))
+BEGIN SELECT RAISE(ABORT, 'the pilot''s agreement gate is closed: only its items take answers, from its raters, until it passes or the lead opens it'); END;
 -- The stored label review (calkit.labeling.review_queue), most suspect first.
 CREATE TABLE IF NOT EXISTS review_queue (
     item_id INTEGER PRIMARY KEY REFERENCES items(item_id),
@@ -138,6 +140,7 @@ def ensure_desk_tables(ledger: Ledger) -> None:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
         if "request" not in columns:
             conn.execute("ALTER TABLE requests ADD COLUMN request TEXT NOT NULL DEFAULT ''")
+        conn.execute("DROP TRIGGER IF EXISTS pilot_gate")  # the first gate let anyone answer pilot items
         lease_key = [row[1] for row in conn.execute("PRAGMA table_info(leases)") if row[5]]
         if lease_key == ["item_id"]:  # one lease per item: pilots and overlap lease an item to several
             conn.execute("DROP TABLE leases")  # leases are not facts: at worst someone asks again

@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
-from calkit.errors import ConfigError
+from calkit.errors import CalkitError, ConfigError
 from calkit.labeling.worker import serve_dir
 
 DEFAULT_HOST = "127.0.0.1"
@@ -142,7 +142,8 @@ def serve(run_path: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
         log(f"lead's sign-in link (shown once): {signin_link(url, token)}")
     else:
         log(f"leads: {', '.join(a.name for a in leads)}; a new link: calkit annotators reset {run.path} NAME")
-    log(f"add annotators with: calkit annotators add {run.path} NAME")
+    if not any(a.active and not a.is_lead for a in accounts.list()):
+        log(f"add annotators with: calkit annotators add {run.path} NAME")
     if host not in LOOPBACK:
         log(f"warning: serving on {host}, reachable from other machines, over plain HTTP")
     supervisor = WorkerSupervisor(run.path, log) if worker else None

@@ -57,7 +57,13 @@
     items: Number(form.elements.items.value), threshold: Number(form.elements.threshold.value)}));
   onSubmit("#open-gate", (form) => calkit.call("POST", "/api/lead/pilot/open", {reason: form.elements.reason.value.trim()}));
   onSubmit("#add-holdout", (form) => calkit.call("POST", "/api/lead/holdout", {items: Number(form.elements.items.value)}));
-  onClick("#adjudicate-model", () => calkit.call("POST", "/api/lead/adjudicate", {}));
+  onClick("#adjudicate-model", async () => {
+    if (!window.confirm("Decide every disputed item by Dawid-Skene? Each decision is recorded with its posterior; the answers stay.")) {
+      throw new Error("nothing decided");
+    }
+    const done = await calkit.call("POST", "/api/lead/adjudicate", {});
+    alert(`Decided ${done.decided.length} item(s): ` + done.decided.map((d) => `${d.item_id} → ${d.label}`).join(", "));
+  });
   onClick("#request-review", () => calkit.call("POST", "/api/lead/review/request", {}));
   document.querySelectorAll("form.correct").forEach((form) => {
     form.addEventListener("focusin", () => { busy = true; });
