@@ -106,7 +106,7 @@ def test_undefined_cases_return_none():
     assert raw_agreement(constant) == 1.0
     apart = {0: {"a": 0}, 1: {"b": 1}}  # nobody overlaps
     assert krippendorff_alpha(apart) is None and fleiss_kappa(apart) is None and raw_agreement(apart) is None
-    assert pairwise(apart) == [PairAgreement("a", "b", 0, None, None)]
+    assert pairwise(apart) == []  # pairs come from shared items only
     with pytest.raises(ValueError):
         cohen_kappa([0, 1], [0])
 

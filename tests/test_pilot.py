@@ -288,3 +288,47 @@ def test_held_out_ties_go_to_the_lead_and_dawid_skene_decides_them(tmp_path):
         assert [(w["item_id"], w["holdout"]) for w in waiting] == [(item, True)]
         decided = quality.settle_by_model(run, "lee")
         assert list(decided) == [item] and run._ledger.holdout_labels() == {item: decided[item]["label_index"]}
+
+
+def test_a_running_pilot_cannot_be_stalled_by_skips_decisions_or_undo(tmp_path):
+    from calkit.labeling import Accounts, quality
+    from calkit.labeling.refusal import Refused
+
+    with Run.create(tmp_path / "run", dataset="digits", **QUICK) as run:
+        for name in RATERS:
+            Accounts(run._ledger).add(name)
+        desk = Desk(run)
+        before = desk.next("ana")
+        desk.skip("ana", before.item_id, "blurry", "s0")
+        answered = desk.next("ana")
+        desk.submit("ana", answered.item_id, truth(run, answered.item_id), "a0")
+        started = pilots.start(run, "lead", 3)
+        assert before.item_id not in started.items and answered.item_id not in started.items
+        with pytest.raises(Refused, match="only pilot answers"):  # ana's earlier answer is outside the pilot
+            desk.undo("ana", "u0")
+        first = desk.next("ana")
+        with pytest.raises(Refused, match="every rater's answer"):
+            desk.skip("ana", first.item_id, "hard", "s1")
+        desk.submit("ana", first.item_id, 1, "a1")
+        lease = desk.next("bo")
+        desk.submit("bo", lease.item_id, 2, "b1")  # a tie so far on a pilot item cy has not answered
+        with pytest.raises(LabelError, match="decided by its raters"):
+            run.resolve({first.item_id: 1}, decided_by="lee", reason="too early")
+        assert first.item_id not in quality.model_decisions(run)
+        desk.ask("bo", lease.item_id, "is this a 1 or a 2?", "q1")
+        assert desk.search_questions("", viewer="cy") == []  # blind to the others' questions on pilot items
+        assert len(desk.search_questions("", viewer="bo")) == 1 and len(desk.search_questions("")) == 1
+        held = desk.next("cy")
+        pilots.open_gate(run, "lee", "enough")
+        with pytest.raises(Refused, match="not leased"):  # opening the gate drops the pilot's leases
+            desk.submit("cy", held.item_id, 0, "c1")
+
+
+def test_holding_out_keeps_the_items_the_remaining_rounds_need(tmp_path):
+    from calkit.errors import LedgerError
+
+    with Run.create(tmp_path / "run", dataset="digits", **QUICK) as run:
+        free = run.dataset.pool_size - QUICK["initial"]
+        with pytest.raises(LedgerError, match="still to come need 20"):
+            run.hold_out(free - 19)
+        assert len(run.hold_out(free - 20)) == free - 20

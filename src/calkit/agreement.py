@@ -107,13 +107,20 @@ class PairAgreement:
 
 
 def pairwise(answers: Answers) -> list[PairAgreement]:
-    """Every pair of annotators (sorted), including pairs that never answered the same item."""
+    """Every pair of annotators (sorted) who answered at least one item in common.
+
+    Pairs come from the items, not from all pairs of annotators: the cost grows with the
+    answers per item, not with the square of the number of annotators (an import that names
+    thousands of people must not stall the lead's page)."""
+    shared: dict[tuple[str, str], list[int]] = {}
+    for item in _items(answers):
+        for a, b in combinations(sorted(answers[item]), 2):
+            shared.setdefault((a, b), []).append(item)
     out = []
-    for a, b in combinations(_annotators(answers), 2):
-        shared = [i for i in _items(answers) if a in answers[i] and b in answers[i]]
-        xa, xb = [answers[i][a] for i in shared], [answers[i][b] for i in shared]
-        agree = sum(p == q for p, q in zip(xa, xb, strict=True)) / len(shared) if shared else None
-        out.append(PairAgreement(a, b, len(shared), agree, cohen_kappa(xa, xb)))
+    for (a, b), items in sorted(shared.items()):
+        xa, xb = [answers[i][a] for i in items], [answers[i][b] for i in items]
+        agree = sum(p == q for p, q in zip(xa, xb, strict=True)) / len(items)
+        out.append(PairAgreement(a, b, len(items), agree, cohen_kappa(xa, xb)))
     return out
 
 

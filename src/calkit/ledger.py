@@ -455,16 +455,18 @@ class Ledger:
                          [(int(n), int(i)) for i, n in needed.items()])
 
     # -- a validation set that people label ----------------------------------------------------
-    def add_holdout(self, count: int, seed: int) -> np.ndarray:
+    def add_holdout(self, count: int, seed: int, keep: int = 0) -> np.ndarray:
         """Set ``count`` more random items aside as a validation set for people to label: drawn
-        (seeded) from the items never asked, they are never asked in a round and never train."""
+        (seeded) from the items never asked, they are never asked in a round and never train.
+        ``keep``: never-asked items the rounds still to come need (refused if fewer would remain)."""
         with self._write() as conn:
             taken = conn.execute("SELECT COUNT(*) FROM holdout").fetchone()[0]
             free = np.array([r[0] for r in conn.execute(
                 "SELECT item_id FROM items WHERE item_id NOT IN (SELECT item_id FROM query_items) "
                 "AND item_id NOT IN (SELECT item_id FROM holdout) ORDER BY item_id")], dtype=np.int64)
-            if not 0 < count <= len(free):
-                raise LedgerError(f"cannot hold out {count} items: {len(free)} were never asked")
+            if not 0 < count <= len(free) - keep:
+                raise LedgerError(f"cannot hold out {count} items: {len(free)} were never asked, and the rounds "
+                                  f"still to come need {keep} of them")
             chosen = np.random.default_rng([seed, taken, 7]).choice(free, size=count, replace=False)
             now = utc_now()
             conn.executemany("INSERT INTO holdout(item_id, rank, created_at) VALUES (?, ?, ?)",
@@ -580,12 +582,13 @@ class Ledger:
             plan.append((fact, current, asked[fact.item_id]))
         return problems, plan
 
-    def adjudicate(self, decisions: Mapping[int, int], decided_by: str, reason: str,
+    def adjudicate(self, decisions: Mapping[int, int], decided_by: str, reason: str | Mapping[int, str],
                    corrections: bool = False) -> None:
         """Settle items by decision: the latest decision on an item overrides its majority; the
         answers all stay. Items of the open round only (a lead resolving a dispute), unless
         ``corrections``: then items of any asked round (a lead fixing a label found in review),
-        which training reads from the next round it trains.
+        which training reads from the next round it trains. ``reason``: one for all, or one per item;
+        all the decisions are written in one transaction, or none.
         """
         with self._write() as conn:
             row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
@@ -599,10 +602,14 @@ class Ledger:
             if bad:
                 raise LabelError(bad)
             now = utc_now()
-            conn.executemany(
-                "INSERT INTO adjudications(item_id, label, decided_by, reason, created_at) VALUES (?, ?, ?, ?, ?)",
-                [(int(i), int(y), decided_by, reason, now) for i, y in decisions.items()],
-            )
+            try:
+                conn.executemany(
+                    "INSERT INTO adjudications(item_id, label, decided_by, reason, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [(int(i), int(y), decided_by, reason if isinstance(reason, str) else reason[i], now)
+                     for i, y in decisions.items()],
+                )
+            except sqlite3.IntegrityError as exc:  # a rule kept in the database (a running pilot)
+                raise LabelError({"decision": str(exc)}) from exc
 
     def adjudicated(self, item_ids: Iterable[int] | None = None) -> dict[int, int]:
         """The agreed label of every item that has one (disputed items are left out)."""

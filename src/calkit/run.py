@@ -240,7 +240,9 @@ class Run:
                               f"{self.config.oracle} oracle, and its data's own splits measure it")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ConfigError(f"the held-out count must be a positive integer, got {count!r}")
-        return self._ledger.add_holdout(count, self._cfg.seed)
+        asked = self._ledger.last_query_round()
+        still_needed = sum(self._plan[(-1 if asked is None else asked) + 1:])
+        return self._ledger.add_holdout(count, self._cfg.seed, keep=still_needed)
 
     def _decide(self, labels: Mapping[int, int | str], decided_by: str, reason: str, corrections: bool) -> None:
         who = _annotator(decided_by)

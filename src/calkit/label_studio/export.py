@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import re
+import reprlib
 from pathlib import Path
 from typing import Iterable, Mapping
 from xml.sax.saxutils import escape
@@ -159,7 +161,7 @@ def _asked(conn, items: str | Iterable[int]) -> list[tuple[int, int, int]]:
         return rows
     wanted = {as_item_id(i): i for i in items}
     if None in wanted:
-        raise ConfigError(f"item ids must be integers, got {wanted[None]!r}")
+        raise ConfigError(f"item ids must be integers (signed 64-bit), got {brief(wanted[None])}")
     missing = set(wanted) - {r[0] for r in rows}
     if missing:
         raise LabelError({i: "never asked in this run" for i in sorted(missing)})
@@ -194,12 +196,35 @@ def _suggestions(conn) -> dict[int, tuple[int, float, int]]:
     return {int(i): (int(y), float(p), int(m)) for i, y, p, m in rows}
 
 
+#: Item ids are SQLite integers: signed 64-bit. As text, at most this many characters.
+ITEM_ID_RANGE = (-(2**63), 2**63 - 1)
+MAX_ID_TEXT = 20
+
+
 def as_item_id(value: object) -> int | None:
-    """An item id from JSON (an integer, or its digits as text), None for anything else."""
+    """An item id from JSON (an integer, or its digits as text of at most 20 characters), None
+    for anything else, including integers outside the signed 64-bit range that SQLite stores."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
+        number = int(value)
+    elif isinstance(value, str) and len(value) <= MAX_ID_TEXT and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        number = int(value)
+    else:
+        return None
+    return number if ITEM_ID_RANGE[0] <= number <= ITEM_ID_RANGE[1] else None
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = _BRIEF.maxlong = 60
+
+
+def brief(value: object) -> str:
+    """A short repr of a value from an untrusted file, for a message: long text, deep or wide
+    structures and integers too long to print are cut, never an exception."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    try:
+        return _BRIEF.repr(value)
+    except (ValueError, RecursionError, TypeError):
+        return f"a {type(value).__name__}"

@@ -11,7 +11,7 @@ import numpy as np
 
 from calkit.answers import annotator_problem, class_index
 from calkit.errors import IngestError, LabelError
-from calkit.label_studio.export import CONTROL, SOURCE, as_item_id, decisions_in_force
+from calkit.label_studio.export import CONTROL, ITEM_ID_RANGE, SOURCE, as_item_id, brief, decisions_in_force
 from calkit.ledger import LabelFact
 
 @dataclass(frozen=True)
@@ -51,12 +51,19 @@ def import_tasks(
     Each annotation is one annotator's answer for the task's ``data.calkit_item_id``: the calkit
     annotator where calkit exported it unchanged, else its Label Studio user (an email or
     username as it is, a numeric id as ``ls-<id>``; ``annotator`` where it names nobody).
-    Cancelled annotations are not labels; calkit's own ``ground_truth`` decisions become lead
-    decisions again. The latest annotation per annotator and item counts; one older than that
-    annotator's different answer in calkit is left out (``stale``), so an old export cannot
-    undo a newer answer. Importing the same export twice adds nothing the second time.
+    Cancelled annotations are not labels; calkit's own ``ground_truth`` decisions become
+    decisions again, recorded as decided by ``label-studio (<name in the file>)``: a file can
+    claim any name, so it never decides as a calkit lead. The latest annotation per annotator
+    and item counts; one older than that annotator's different answer in calkit is left out
+    (``stale``), so an old export cannot undo a newer answer (times in the file count at most
+    as now). An answer never replaces a different answer its annotator gave in calkit itself
+    (at the labeling desk, through ``calkit ingest`` or the API): that is a problem, since the
+    file's names are not signed in. Importing the same export twice adds nothing the second time.
+    While a pilot's agreement gate is closed nothing is imported (:class:`IngestError`): pilot
+    answers come from its raters at the labeling desk.
     A file that is not a JSON array of tasks is an :class:`IngestError`; a bad task is a problem.
     """
+    _refuse_during_pilot(run)
     tasks = _load(tasks_or_path)
     names = run.class_names
     problems: list[str] = []
@@ -68,13 +75,25 @@ def import_tasks(
         cancelled += skipped
     facts, decisions = _latest([a for a in answers if a.reason is None]), _latest(
         [a for a in answers if a.reason is not None], per_item=True)
-    facts, stale = _drop_stale(run._ledger, facts)
+    now = datetime.now(timezone.utc)
+    facts, stale = _drop_stale(run._ledger, facts, now, problems)
     added, unchanged = _submit(run._ledger, facts, len(names), problems)
-    decided, stale_decisions = _decide(run, decisions, problems)
+    decided, stale_decisions = _decide(run, decisions, now, problems)
     t = run._ledger.open_round()
     pending = len(run._ledger.unanswered(t)) if t is not None else 0
     return ImportResult(len(tasks), added, unchanged, decided, cancelled, stale + stale_decisions, pending,
                         tuple(problems))
+
+
+def _refuse_during_pilot(run) -> None:
+    """No import while a pilot's agreement gate is closed: the pilot measures whether its
+    raters agree, answering blind at the labeling desk, and a file could answer in their names."""
+    from calkit.labeling.pilot import gate_note
+
+    note = gate_note(run)
+    if note is not None:
+        raise IngestError(f"nothing was imported: {note}. Pilot answers come from the raters at the labeling "
+                          "desk; import the Label Studio export after the gate opens")
 
 
 def _load(source: str | Path | list) -> list:
@@ -92,6 +111,12 @@ def _load(source: str | Path | list) -> list:
     except json.JSONDecodeError as exc:
         raise IngestError(f"{path}: not JSON ({exc.msg}, line {exc.lineno} column {exc.colno}); "
                           "export the Label Studio project as JSON or JSON-MIN") from None
+    except RecursionError:
+        raise IngestError(f"{path}: JSON nested too deeply to read; not a Label Studio export") from None
+    except ValueError as exc:  # an integer literal too long to convert, and the like
+        raise IngestError(f"{path}: unreadable JSON ({str(exc)[:120]}); not a Label Studio export") from None
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if not isinstance(tasks, list):
         raise IngestError(f"{path}: a Label Studio export is a JSON array of tasks, this is a JSON "
                           f"{type(tasks).__name__}; export the project as JSON or JSON-MIN")
@@ -106,14 +131,18 @@ def _read_task(index: int, task: object, names, fallback: str | None, guideline:
         problems.append(f"{where}: not a JSON object")
         return [], 0
     if task.get("id") is not None:
-        where += f" (Label Studio id {task['id']})"
+        where += f" (Label Studio id {brief(task['id'])})"
     minimal = "data" not in task and "annotations" not in task and "completions" not in task
     data = task if minimal else task.get("data")
     item_id = as_item_id(data.get("calkit_item_id")) if isinstance(data, dict) else None
     if item_id is None:
         got = data.get("calkit_item_id") if isinstance(data, dict) else None
-        problems.append(f"{where}: no calkit item (data.calkit_item_id is {got!r}); only tasks calkit "
-                        "exported can be read back")
+        if got is None:
+            problems.append(f"{where}: no calkit item (data.calkit_item_id is None); only tasks calkit "
+                            "exported can be read back")
+        else:
+            problems.append(f"{where}: no calkit item (data.calkit_item_id {brief(got)} is not an item id: an "
+                            "integer in the signed 64-bit range, or its digits as text of at most 20 characters)")
         return [], 0
     where += f", item {item_id}"
     if minimal:
@@ -146,7 +175,7 @@ def _read_annotation(where: str, item_id: int, ann: dict, sent: dict, names, fal
     region, value = _the_choice(ann.get("result"))
     if region is None:
         return value
-    label, why = class_index(value, names)
+    label, why = _class(value, names)
     if label is None:
         return why or "unknown class"
     info = ann.get("calkit") if isinstance(ann.get("calkit"), dict) else sent.get(region)
@@ -157,10 +186,14 @@ def _read_annotation(where: str, item_id: int, ann: dict, sent: dict, names, fal
         if name is None:
             return why
         if info.get("kind") == "adjudication":
-            reason = str(info.get("reason") or "").strip() or "decided in Label Studio"
+            name, why = _decider(name)
+            if name is None:
+                return why
+            reason = info.get("reason").strip() if isinstance(info.get("reason"), str) else ""
+            reason = (reason[:MAX_REASON - 1] + "…" if len(reason) > MAX_REASON else reason) or "decided in Label Studio"
             return _Answer(where, item_id, name, label, _when(info.get("created_at")), reason=reason)
         return _Answer(where, item_id, name, label, _when(info.get("created_at")),
-                       info.get("guideline_version") or guideline)
+                       _guideline(info.get("guideline_version")) or guideline)
     name, why = _annotator_name(ann.get("completed_by"), fallback)
     if name is None:
         return why
@@ -179,7 +212,7 @@ def _read_minimal(where: str, item_id: int, row: dict, names, fallback, guidelin
             return []  # a task nobody annotated
         problems.append(f"{where}: '{CONTROL}' must hold one class")
         return []
-    label, why = class_index(value, names)
+    label, why = _class(value, names)
     name, who_not = _annotator_name(row.get("annotator"), fallback)
     if label is None or name is None:
         problems.append(f"{where}: {why if label is None else who_not}")
@@ -200,7 +233,7 @@ def _the_choice(result: object) -> tuple[str | None, str]:
     value = regions[0].get("value")
     chosen = value.get("choices") if isinstance(value, dict) else None
     if not isinstance(chosen, list) or len(chosen) != 1:
-        return None, f"choose exactly one class, got {chosen!r}"
+        return None, f"choose exactly one class, got {brief(chosen)}"
     return str(regions[0].get("id", "")), chosen[0]
 
 
@@ -212,11 +245,43 @@ def _annotator_name(who: object, fallback: str | None) -> tuple[str | None, str]
         if fallback is None:
             return None, "names no annotator (completed_by); give a default annotator"
         who = fallback
-    if isinstance(who, bool) or not isinstance(who, (int, str)):
-        return None, f"annotator {who!r} is neither a Label Studio user id nor a name"
+    if isinstance(who, bool) or not isinstance(who, (int, str)) or (isinstance(who, int) and who.bit_length() > 63):
+        return None, f"annotator {brief(who)} is neither a Label Studio user id nor a name"
     name = f"ls-{who}" if isinstance(who, int) else who.strip()
     why = annotator_problem(name)
     return (None, why) if why else (name, "")
+
+
+#: Longest reason kept from a file (the rest is cut), as a pilot's reason.
+MAX_REASON = 2000
+
+
+def _decider(name: str) -> tuple[str | None, str]:
+    """Who an imported decision is recorded as decided by: ``label-studio (<name>)``, never a
+    bare name, since anyone can write any name into a file (a name already of that form stays)."""
+    if not (name.startswith(f"{SOURCE} (") and name.endswith(")")):
+        name = f"{SOURCE} ({name})"
+    why = annotator_problem(name)
+    return (None, f"decided by: {why}") if why else (name, "")
+
+
+def _class(value: object, names) -> tuple[int | None, str | None]:
+    """:func:`class_index` for a value from a file: never an exception, never a message
+    repeating a huge value."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 63:
+        return None, f"class {brief(value)} is not one of the classes"
+    try:
+        label, why = class_index(value, names)
+    except (ValueError, TypeError, RecursionError):
+        return None, f"class {brief(value)} is not one of the classes"
+    if label is None and why and len(why) > 400 + sum(len(n) + 4 for n in names):
+        why = f"class {brief(value)} is not one of {brief(list(names))}"
+    return label, why
+
+
+def _guideline(value: object) -> str | None:
+    """A guideline version from a file: text of at most 200 characters, else none."""
+    return value.strip() if isinstance(value, str) and value.strip() and len(value) <= 200 else None
 
 
 def _latest(answers: list[_Answer], per_item: bool = False) -> list[_Answer]:
@@ -231,24 +296,35 @@ def _latest(answers: list[_Answer], per_item: bool = False) -> list[_Answer]:
     return list(best.values())
 
 
-def _drop_stale(ledger, answers: list[_Answer]) -> tuple[list[_Answer], int]:
-    """Leave out answers older than the same annotator's different current answer in calkit."""
+def _drop_stale(ledger, answers: list[_Answer], now: datetime, problems: list[str]) -> tuple[list[_Answer], int]:
+    """Leave out answers older than the same annotator's different current answer in calkit
+    (stale; a time in the file counts at most as ``now``), and, as a problem, answers that
+    would replace a different answer the annotator gave in calkit itself (not read from Label
+    Studio): a name in a file proves nobody's identity."""
+    lo, hi = ITEM_ID_RANGE
+    answers = [a for a in answers if lo <= a.item_id <= hi]  # as_item_id keeps to the range: SQLite's
     ids = sorted({a.item_id for a in answers})
-    current: dict[tuple[int, str], tuple[int, datetime | None]] = {}
+    current: dict[tuple[int, str], tuple[int, str, datetime | None]] = {}
     conn = ledger._conn
     for start in range(0, len(ids), 900):
         chunk = ids[start:start + 900]
-        for item, who, label, at in conn.execute(
-                f"SELECT item_id, annotator, label, created_at FROM labels WHERE item_id IN "
-                f"({','.join('?' * len(chunk))}) ORDER BY revision", chunk):
-            current[(int(item), who)] = (int(label), _when(at))
-    kept = []
+        for item, who, label, source, at in conn.execute(
+                f"SELECT item_id, annotator, label, source, created_at FROM current_answers WHERE item_id IN "
+                f"({','.join('?' * len(chunk))})", chunk):
+            current[(int(item), who)] = (int(label), source, _when(at))
+    kept, stale = [], 0
     for a in answers:
-        now = current.get((a.item_id, a.annotator))
-        if now is not None and now[0] != a.label and a.when and now[1] and now[1] > a.when:
-            continue
-        kept.append(a)
-    return kept, len(answers) - len(kept)
+        mine = current.get((a.item_id, a.annotator))
+        if mine is None or mine[0] == a.label:
+            kept.append(a)
+        elif a.when and mine[2] and mine[2] > min(a.when, now):
+            stale += 1
+        elif mine[1] != SOURCE:
+            problems.append(f"{a.where}: would replace {a.annotator}'s own answer given in calkit "
+                            f"({mine[1]}); an answer read from Label Studio never replaces one given in calkit")
+        else:
+            kept.append(a)
+    return kept, stale
 
 
 def _submit(ledger, answers: list[_Answer], n_classes: int, problems: list[str]) -> tuple[int, int]:
@@ -271,17 +347,20 @@ def _submit(ledger, answers: list[_Answer], n_classes: int, problems: list[str])
     return 0, 0
 
 
-def _decide(run, decisions: list[_Answer], problems: list[str]) -> tuple[int, int]:
-    """Lead decisions through Run.resolve, each unless the same lead's same decision is in force
-    or a different, newer one is (stale). Returns (written, stale)."""
+def _decide(run, decisions: list[_Answer], now: datetime, problems: list[str]) -> tuple[int, int]:
+    """Decisions through Run.resolve, each unless the same decision by the same name is in force
+    (the name as the file gives it, or as calkit recorded it: ``label-studio (<name>)``) or a
+    different, newer one is (stale; a time in the file counts at most as ``now``).
+    Returns (written, stale)."""
     in_force = decisions_in_force(run._ledger._conn)
     done = stale = 0
     for d in decisions:
-        now = in_force.get(d.item_id)
-        if now is not None and now["label"] == d.label and now["decided_by"] == d.annotator:
+        held = in_force.get(d.item_id)
+        if held is not None and held["label"] == d.label and d.annotator in (
+                held["decided_by"], f"{SOURCE} ({held['decided_by']})"):
             continue
-        decided_at = _when(now["created_at"]) if now is not None else None
-        if decided_at and d.when and decided_at > d.when:
+        decided_at = _when(held["created_at"]) if held is not None else None
+        if decided_at and d.when and decided_at > min(d.when, now):
             stale += 1
             continue
         try:

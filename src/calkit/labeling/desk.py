@@ -202,6 +202,9 @@ class Desk:
 
         def record(conn: sqlite3.Connection) -> dict:
             lease = self._require_lease(conn, annotator, item)
+            if item in pilots.running_items(conn):
+                raise Refused(409, "pilot_item", "a pilot item needs every rater's answer: give your best guess "
+                              "(and ask the lead a question with it if the guideline leaves you unsure)")
             if lease[2]:
                 raise Refused(409, "undo_in_progress", "you are taking back your answer: choose a class to replace "
                               "it (skipping would keep it)")
@@ -239,6 +242,10 @@ class Desk:
             if row is None:
                 raise Refused(409, "nothing_to_undo", "you have no earlier answer in the open round")
             item = int(row[0])
+            gate = _restriction(conn)
+            if gate is not None and item not in gate.items:
+                raise Refused(409, "nothing_to_undo", "while the pilot's gate is closed, only pilot answers can be "
+                              "taken back, and you have no earlier one")
             other = conn.execute("SELECT annotator FROM leases WHERE item_id = ? AND annotator != ? AND expires_at >= ?",
                                  (item, annotator, now)).fetchone()
             if other is not None and view.needed.get(item, 1) == 1:
@@ -285,9 +292,10 @@ class Desk:
     def question(self, question_id: int) -> dict | None:
         return self.questions.get(question_id)
 
-    def search_questions(self, words: str = "", limit: int = 50) -> list[dict]:
-        """Questions whose text or answer holds every word (case-insensitive), newest first."""
-        return self.questions.search(words, limit)
+    def search_questions(self, words: str = "", limit: int = 50, viewer: str | None = None) -> list[dict]:
+        """Questions whose text or answer holds every word (case-insensitive), newest first; an
+        annotator ``viewer`` does not see others' questions on a running pilot's items."""
+        return self.questions.search(words, limit, viewer)
 
     def release(self, annotator: str) -> None:
         """Give back whatever the annotator holds (signing out, closing the tab)."""

@@ -75,9 +75,10 @@ def start(run, started_by: str, n_items: int = DEFAULT_PILOT_ITEMS, threshold: f
         chosen = _raters(conn, raters)
         free = [r[0] for r in conn.execute(
             "SELECT item_id FROM query_items WHERE round = ? AND item_id NOT IN (SELECT item_id FROM labels) "
-            "AND item_id NOT IN (SELECT item_id FROM adjudications) ORDER BY rank LIMIT ?", (round_index, n_items))]
+            "AND item_id NOT IN (SELECT item_id FROM adjudications) AND item_id NOT IN (SELECT item_id FROM skips) "
+            "ORDER BY rank LIMIT ?", (round_index, n_items))]
         if len(free) < n_items:
-            raise Refused(409, "too_few_items", f"round {round_index} has {len(free)} items nobody answered yet; "
+            raise Refused(409, "too_few_items", f"round {round_index} has {len(free)} items nobody answered or skipped yet; "
                              f"a pilot of {n_items} needs that many")
         run._ledger.require_answers_in(conn, {item: len(chosen) for item in free})
         version = conn.execute("SELECT MAX(version) FROM guidelines").fetchone()[0]
@@ -117,7 +118,7 @@ def open_gate(run, lead: str, reason: object) -> Pilot:
         alpha = agreement.krippendorff_alpha(answers(conn, pilot))
         conn.execute("UPDATE pilots SET state = 'opened', alpha = ?, decided_by = ?, decided_at = ?, reason = ? "
                      "WHERE pilot_id = ?", (alpha, lead, utc_now(), reason.strip()[:2000], pilot.pilot_id))
-        conn.executemany("UPDATE query_items SET needed = 1 WHERE item_id = ?", [(i,) for i in pilot.items])
+        _release(conn, pilot)
         return _read(conn, pilot.pilot_id)
 
 
@@ -156,6 +157,13 @@ def report(run, pilot_id: int | None = None) -> dict | None:
     progress = {who: sum(who in votes for votes in given.values()) for who in pilot.raters}
     return {**pilot.to_dict(), "agreement": stats.to_dict(), "answered": progress, "disputed_items": disputed,
             "revoked_raters": sorted(set(pilot.raters) - set(active)), "earlier": earlier}
+
+
+def running_items(conn: sqlite3.Connection) -> frozenset[int]:
+    """The items of the pilot running now (none when no pilot runs)."""
+    rows = conn.execute("SELECT item_id FROM pilot_items WHERE pilot_id = (SELECT MAX(pilot_id) FROM pilots) "
+                        "AND (SELECT state FROM pilots ORDER BY pilot_id DESC LIMIT 1) = 'running'").fetchall()
+    return frozenset(r[0] for r in rows)
 
 
 def gate_note(run) -> str | None:
@@ -230,7 +238,14 @@ def _settle(conn: sqlite3.Connection, pilot: Pilot) -> None:
     state = "passed" if unanimous or (alpha is not None and alpha >= pilot.threshold) else "failed"
     conn.execute("UPDATE pilots SET state = ?, alpha = ?, decided_by = 'agreement', decided_at = ? WHERE pilot_id = ?",
                  (state, alpha, utc_now(), pilot.pilot_id))
+    _release(conn, pilot)
+
+
+def _release(conn: sqlite3.Connection, pilot: Pilot) -> None:
+    """A decided pilot's items need one answer like any other, and nobody holds them any more
+    (three live leases on an item that now needs one answer would give it three)."""
     conn.executemany("UPDATE query_items SET needed = 1 WHERE item_id = ?", [(i,) for i in pilot.items])
+    conn.executemany("DELETE FROM leases WHERE item_id = ?", [(i,) for i in pilot.items])
 
 
 def _read(conn: sqlite3.Connection, pilot_id: int) -> Pilot:

@@ -14,6 +14,8 @@ from calkit import agreement
 
 #: Who a Dawid-Skene adjudication is recorded as decided by (with the lead who asked for it).
 MODEL = "dawid-skene"
+#: Pairs of annotators listed (those with the most shared items first).
+MAX_PAIRS = 100
 
 
 def current_answers(run) -> dict[int, dict[str, int]]:
@@ -30,10 +32,12 @@ def agreement_report(run) -> dict:
     answers = current_answers(run)
     shared = {item: votes for item, votes in answers.items() if len(votes) >= 2}
     names = run.class_names
-    stats = agreement.summary(shared, len(names))
+    stats = agreement.summary(shared, len(names)).to_dict()
+    stats["pairs_total"] = len(stats["pairs"])
+    stats["pairs"] = sorted(stats["pairs"], key=lambda p: -p["items"])[:MAX_PAIRS]
     consensus = run._ledger.adjudicated(shared)
     confusion = agreement.confusion_against(shared, consensus, len(names))
-    return {"items": len(shared), "agreement": stats.to_dict(), "classes": list(names),
+    return {"items": len(shared), "agreement": stats, "classes": list(names),
             "confusion": {who: matrix.astype(int).tolist() for who, matrix in sorted(confusion.items())},
             "accuracy_against_consensus": {who: _diagonal_share(matrix) for who, matrix in sorted(confusion.items())}}
 
@@ -44,6 +48,10 @@ def model_decisions(run) -> dict[int, dict]:
     ledger = run._ledger
     disputed = [] if ledger.open_round() is None else [int(i) for i in ledger.disputed(ledger.open_round())]
     disputed += [int(i) for i in ledger.holdout_disputed()]
+    short = {r[0] for r in ledger._conn.execute(  # still waiting for answers (a running pilot's items)
+        "SELECT q.item_id FROM query_items q JOIN queries r USING (round) WHERE r.state = 'open' AND q.needed > "
+        "(SELECT COUNT(DISTINCT annotator) FROM labels l WHERE l.item_id = q.item_id)")}
+    disputed = [i for i in disputed if i not in short]
     if not disputed:
         return {}
     model = agreement.dawid_skene(current_answers(run), len(run.class_names))
@@ -56,9 +64,9 @@ def settle_by_model(run, lead: str) -> dict[int, dict]:
     """Decide every disputed item of the open round and of the held-out set by Dawid-Skene, as
     the lead asked."""
     decisions = model_decisions(run)
-    for item, decision in decisions.items():
-        run.resolve({item: decision["label_index"]}, decided_by=f"{MODEL} ({lead})",
-                    reason=f"Dawid-Skene posterior {decision['posterior']:.2f}")
+    if decisions:  # all in one transaction, or none (a round closed meanwhile: LabelError)
+        run._ledger.adjudicate({i: d["label_index"] for i, d in decisions.items()}, f"{MODEL} ({lead})",
+                               {i: f"Dawid-Skene posterior {d['posterior']:.2f}" for i, d in decisions.items()})
     return decisions
 
 

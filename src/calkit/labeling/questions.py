@@ -26,15 +26,23 @@ class QuestionLog:
         rows = self._select("WHERE question_id = ?", (question_id,))
         return rows[0] if rows else None
 
-    def search(self, words: str = "", limit: int = 50) -> list[dict]:
-        """Questions whose text or answer holds every word (case-insensitive), newest first."""
+    def search(self, words: str = "", limit: int = 50, viewer: str | None = None) -> list[dict]:
+        """Questions whose text or answer holds every word (case-insensitive), newest first. For
+        an annotator (``viewer``), others' questions on the items of a running pilot are left
+        out: the pilot asks each rater blind."""
         terms = [w for w in str(words).split() if w][:10]
         where = " AND ".join(["(q.text LIKE ? ESCAPE '\\' OR COALESCE(q.answer, '') LIKE ? ESCAPE '\\')"] * len(terms))
         args: list = []
         for term in terms:
             like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             args += [like, like]
-        return self._select(("WHERE " + where) if terms else "", tuple(args), limit)
+        if viewer is not None:
+            blind = ("(q.annotator = ? OR q.item_id NOT IN (SELECT item_id FROM pilot_items WHERE pilot_id = "
+                     "(SELECT MAX(pilot_id) FROM pilots) AND (SELECT state FROM pilots ORDER BY pilot_id DESC "
+                     "LIMIT 1) = 'running'))")
+            where = f"{where} AND {blind}" if where else blind
+            args.append(viewer)
+        return self._select(("WHERE " + where) if where else "", tuple(args), limit)
 
     def _select(self, where: str, args: tuple, limit: int = 50) -> list[dict]:
         rows = self.ledger._conn.execute(

@@ -116,6 +116,11 @@ CREATE TABLE IF NOT EXISTS review_queue (
     source TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+-- A running pilot measures its raters: no decision may settle one of its items before they answered.
+CREATE TRIGGER IF NOT EXISTS pilot_items_undecided BEFORE INSERT ON adjudications
+WHEN (SELECT state FROM pilots ORDER BY pilot_id DESC LIMIT 1) = 'running'
+ AND NEW.item_id IN (SELECT item_id FROM pilot_items WHERE pilot_id = (SELECT MAX(pilot_id) FROM pilots))
+BEGIN SELECT RAISE(ABORT, 'a running pilot''s items are decided by its raters'' answers: wait for the pilot, or open the gate'); END;
 CREATE TABLE IF NOT EXISTS questions (
     question_id INTEGER PRIMARY KEY AUTOINCREMENT,
     item_id INTEGER NOT NULL REFERENCES items(item_id),

@@ -217,7 +217,7 @@ def create_app(run_path: str | Path, lease_seconds: float = DEFAULT_LEASE_SECOND
 
     @app.get("/api/questions", tags=["labeling"], summary="Search the question log (every word, in question or answer)")
     def questions(q: str = "", who: Principal = user) -> dict:
-        return {"questions": desk.search_questions(q[:200], limit=50)}
+        return {"questions": desk.search_questions(q[:200], limit=50, viewer=None if who.is_lead else who.name)}
 
     @app.post("/api/lead/questions/{question_id}/answer", tags=["lead"], summary="Answer a question")
     def answer_question(question_id: int, body: AnswerIn, who: Principal = lead) -> dict:

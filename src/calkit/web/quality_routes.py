@@ -74,7 +74,10 @@ def add_quality_routes(app: FastAPI, run) -> None:
     @app.post(prefix + "/adjudicate", tags=["lead"],
               summary="Decide every disputed item of the open round by Dawid-Skene")
     def adjudicate(who: Principal = lead) -> dict:
-        return {"decided": _keyed(quality.settle_by_model(run, who.name))}
+        try:
+            return {"decided": _keyed(quality.settle_by_model(run, who.name))}
+        except LabelError as exc:
+            raise Refused(409, "not_accepted", "; ".join(str(v) for v in exc.problems.values())) from exc
 
     @app.get(prefix + "/review", tags=["lead"], summary="The stored label review: suspect labels, most suspect first")
     def review(who: Principal = lead) -> dict:
