@@ -52,7 +52,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pstart.add_argument("--threshold", type=float, default=0.8,
                         help="Krippendorff's alpha at which labeling scales up by itself [%(default)s]")
     pstart.add_argument("--by", default="lead", help="who started it, for the record [%(default)s]")
-    pstatus = psub.add_parser("status", help="the newest pilot (or --id N): answers so far, agreement, disputed items")
+    pstatus = psub.add_parser("status", help="the newest pilot (or --id N): answers so far, agreement, the items without agreement")
     pstatus.add_argument("--id", type=int, help="an earlier pilot, by number")
     psub.add_parser("list", help="every pilot: state, alpha, who decided and why")
     popen = psub.add_parser("open", help="open scale-up without the agreement the gate asks for")
@@ -265,7 +265,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         print(f"  {pair['annotator_a']} ~ {pair['annotator_b']}: {pair['items']} items, agreement "
               f"{_alpha(pair['agreement'])}, Cohen's kappa {_alpha(pair['kappa'])}")
     for item in found["disputed_items"]:
-        print(f"disputed item {item['item_id']}: {json.dumps(item['answers'])}"
+        print(f"no agreement on item {item['item_id']}: {json.dumps(item['answers'])}"
               + "".join(f"\n  question ({q['annotator']}): {q['text']}" for q in item["questions"]))
     if found["revoked_raters"]:
         print(f"revoked since it started (no longer awaited): {', '.join(found['revoked_raters'])}")
