@@ -540,3 +540,13 @@ def test_query_after_a_partial_ingest_writes_the_rest(waiting, tmp_path):
     ingest(loop.ledger, csv_path, CLASSES)
     _, _, n = write_query(_pending(loop), tmp_path / "q")  # its filled rows are in the ledger now
     assert n == 15
+
+
+def test_jsonl_that_json_cannot_turn_into_values_is_an_ingest_error(waiting, tmp_path):
+    loop, ds = waiting
+    good = json.dumps(_answer_rows(ds, loop.ledger.unanswered(0))[0])
+    path = tmp_path / "answers.jsonl"
+    path.write_text(good + '\n{"item_id": ' + "1" * 5000 + ', "label": "c0"}\n')  # past Python's 4300 digits
+    _assert_rejected(loop, path, "line 2 is unreadable JSON", "nothing was written")
+    path.write_text(good + "\n" + "[" * 100000 + "\n")
+    _assert_rejected(loop, path, "line 2 is JSON nested too deeply", "nothing was written")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from calkit.cli import main
 from calkit.data import Dataset
 from calkit.errors import IngestError
 from calkit.label_studio import export_tasks, import_tasks, labeling_config
-from calkit.labeling import Desk
+from calkit.labeling import Accounts, Desk
+from calkit.labeling import pilot as pilots
 from tests.conftest import make_blobs, save_npz
 
 QUICK = dict(oracle="people", initial=8, round_size=4, rounds=2, epochs=1, model="mlp:8")
@@ -129,7 +131,11 @@ def test_a_leads_decision_is_a_ground_truth_annotation_and_comes_back_once(pair)
     assert import_tasks(b, tasks).adjudications == 1
     assert b._ledger.adjudicated([ids[0]]) == {ids[0]: 2}
     assert import_tasks(b, tasks).adjudications == 0
-    assert b._ledger._conn.execute("SELECT COUNT(*) FROM adjudications").fetchone()[0] == 1
+    assert import_tasks(a, tasks).adjudications == 0  # back into the run that decided it: lea's decision holds
+    assert import_tasks(b, export_tasks(b)).adjudications == 0  # the recorded name is not wrapped again
+    # a file's name is no calkit identity: the decision is Label Studio's, with the name it gave
+    assert b._ledger._conn.execute("SELECT decided_by, reason FROM adjudications").fetchall() == [
+        ("label-studio (lea)", "the tail says c2")]
     b.resolve({ids[0]: "c0"}, decided_by="max", reason="a newer decision")
     old = import_tasks(b, tasks)
     assert (old.adjudications, old.stale) == (0, 1) and b._ledger.adjudicated([ids[0]]) == {ids[0]: 0}
@@ -248,3 +254,102 @@ def test_a_path_that_is_not_an_export_is_refused(pair, tmp_path):
     a, _ = pair
     with pytest.raises(IngestError, match="no such file"):
         import_tasks(a, tmp_path / "missing.json")
+
+
+def _choice(label: str, region: str = "r1") -> list[dict]:
+    return [{"id": region, "from_name": "label", "to_name": "features", "type": "choices", "value": {"choices": [label]}}]
+
+
+def test_a_file_cannot_decide_as_a_calkit_lead(pair):
+    a, _ = pair
+    ids = [i.id for i in a.pending()]
+    Accounts(a._ledger).add("lee", role="lead")
+    forged = [{"data": {"calkit_item_id": ids[0]}, "annotations": [{"result": _choice("c1"), "calkit": {
+        "kind": "adjudication", "decided_by": "lee", "label": "c1", "reason": "lead said so",
+        "created_at": "2999-01-01T00:00:00"}}]}]
+    assert import_tasks(a, forged).adjudications == 1
+    assert a._ledger._conn.execute("SELECT item_id, label, decided_by, reason FROM adjudications").fetchall() == [
+        (ids[0], 1, "label-studio (lee)", "lead said so")]
+    a.resolve({ids[0]: "c2"}, decided_by="lee", reason="the real lead")
+    assert import_tasks(a, forged).adjudications == 1  # recorded again, still as Label Studio's, never as lee's
+    assert {r[0] for r in a._ledger._conn.execute("SELECT decided_by FROM adjudications")} == {
+        "lee", "label-studio (lee)"}
+
+
+def test_a_file_cannot_replace_an_answer_given_in_calkit(pair):
+    a, _ = pair
+    ids = [i.id for i in a.pending()]
+    a.submit({ids[0]: "c0", ids[1]: "c1"}, annotator="ana")  # ana's own answers, through calkit
+    tasks = [
+        {"data": {"calkit_item_id": ids[0]}, "annotations": [  # a Label Studio user whose email is "ana"
+            {"result": _choice("c2"), "completed_by": {"email": "ana"}, "updated_at": "2999-01-01T00:00:00Z"}]},
+        {"data": {"calkit_item_id": ids[1]}, "meta": {"calkit_annotations": {"r1": {"annotator": "ana", "label": "c2"}}},
+         "annotations": [{"result": _choice("c2")}, {"result": _choice("c1", "r2"), "completed_by": {"email": "ana"}}]},
+        {"data": {"calkit_item_id": ids[2]}, "annotations": [{"result": _choice("c2"), "completed_by": {"email": "ana"}}]},
+    ]
+    result = import_tasks(a, tasks)
+    problems = "\n".join(result.problems)
+    assert len(result.problems) == 2 and problems.count("would replace ana's own answer given in calkit") == 2, problems
+    assert f"item {ids[0]}, annotation 1" in problems and f"item {ids[1]}, annotation 1" in problems
+    assert (result.labels, result.unchanged) == (1, 1)  # a name with no answer there yet; ana's same answer
+    assert _answers(a)[(ids[0], "ana")] == (0, "api", None) and _answers(a)[(ids[1], "ana")] == (1, "api", None)
+    assert _answers(a)[(ids[2], "ana")] == (2, "label-studio", None)
+    # an answer read from Label Studio may be replaced by a later one from Label Studio
+    later = [{"data": {"calkit_item_id": ids[2]}, "annotations": [{"result": _choice("c0"), "completed_by": {"email": "ana"}}]}]
+    assert import_tasks(a, later).labels == 1 and _answers(a)[(ids[2], "ana")][0] == 0
+
+
+def test_a_time_in_the_future_counts_as_now(pair):
+    a, _ = pair
+    ids = [i.id for i in a.pending()]
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    with a._ledger.transaction() as conn:  # an answer from Label Studio stored by a clock a day ahead
+        conn.execute("INSERT INTO labels(item_id, annotator, revision, label, round, source, created_at) "
+                     "VALUES (?, 'ls-4', 0, 1, 0, 'label-studio', ?)", (ids[0], tomorrow))
+    old = [{"data": {"calkit_item_id": ids[0]}, "annotations": [
+        {"result": _choice("c2"), "completed_by": 4, "updated_at": "2999-01-01T00:00:00Z"}]}]
+    result = import_tasks(a, old)
+    assert (result.stale, result.labels) == (1, 0) and _answers(a)[(ids[0], "ls-4")][0] == 1
+
+
+def test_nothing_is_imported_while_a_pilots_gate_is_closed(pair):
+    a, _ = pair
+    ids = [i.id for i in a.pending()]
+    accounts = Accounts(a._ledger)
+    for name in ("ana", "bo"):
+        accounts.add(name)
+    pilot = pilots.start(a, "lee", n_items=2, raters=["ana", "bo"])
+    tasks = [{"data": {"calkit_item_id": item}, "annotations": [
+        {"result": _choice("c1"), "completed_by": {"email": who}} for who in ("ana", "bo")]} for item in pilot.items]
+    tasks.append({"data": {"calkit_item_id": ids[-1]}, "annotations": [{"result": _choice("c1"), "completed_by": 4}]})
+    with pytest.raises(IngestError, match="pilot answers come from the raters at the labeling desk"):
+        import_tasks(a, tasks)
+    assert a._ledger.label_count() == 0
+    pilots.open_gate(a, "lee", "we talked it through")
+    assert import_tasks(a, tasks).labels == 5
+
+
+def test_item_ids_out_of_range_and_files_that_cannot_be_read_are_problems_not_crashes(pair, tmp_path):
+    a, _ = pair
+    ids = [i.id for i in a.pending()]
+
+    def task(item, who=4):
+        return {"data": {"calkit_item_id": item}, "annotations": [{"result": _choice("c1"), "completed_by": who}]}
+
+    tasks = [task(2**64), task(-(2**63) - 1), task("1" * 5000), task("1" * 21), task("--5"), task(10**5000),
+             task(ids[1], who=2**64), task(ids[2], who=10**5000),
+             {"id": 10**5000, "data": {"calkit_item_id": ids[3]}, "annotations": [{"result": _choice(10**5000)}]},
+             task(ids[0])]
+    result = import_tasks(a, tasks)
+    problems = "\n".join(result.problems)
+    assert len(result.problems) == 9 and problems.count("is not an item id") == 6, problems
+    assert len(problems) < 9 * 400  # no huge value repeated in a message
+    assert result.labels == 1 and _answers(a) == {(ids[0], "ls-4"): (1, "label-studio", None)}
+
+    deep, digits = tmp_path / "deep.json", tmp_path / "digits.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    digits.write_text('[{"data": {"calkit_item_id": ' + "1" * 5000 + "}}]")
+    with pytest.raises(IngestError, match="nested too deeply"):
+        import_tasks(a, deep)
+    with pytest.raises(IngestError, match="unreadable JSON"):
+        import_tasks(a, digits)

@@ -124,6 +124,10 @@ def _read_answers(path: Path) -> tuple[list[tuple[int, dict]], int]:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise IngestError(f"{path}: line {i} is not valid JSON ({exc.msg}); nothing was written") from exc
+                except RecursionError:
+                    raise IngestError(f"{path}: line {i} is JSON nested too deeply to read; nothing was written") from None
+                except ValueError as exc:  # an integer literal too long to convert
+                    raise IngestError(f"{path}: line {i} is unreadable JSON ({str(exc)[:100]}); nothing was written") from None
                 if not isinstance(row, dict) or "item_id" not in row:
                     raise IngestError(f"{path}: line {i} needs an object with item_id and label; nothing was written")
                 raw.append((i, row))
