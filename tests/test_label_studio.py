@@ -279,13 +279,14 @@ def test_a_file_cannot_decide_as_a_calkit_lead(pair):
 def test_a_file_cannot_replace_an_answer_given_in_calkit(pair):
     a, _ = pair
     ids = [i.id for i in a.pending()]
-    a.submit({ids[0]: "c0", ids[1]: "c1"}, annotator="ana")  # ana's own answers, through calkit
+    a.submit({ids[0]: "c0", ids[1]: "c1", ids[3]: "c1"}, annotator="ana")  # ana's own answers, through calkit
     tasks = [
         {"data": {"calkit_item_id": ids[0]}, "annotations": [  # a Label Studio user whose email is "ana"
             {"result": _choice("c2"), "completed_by": {"email": "ana"}, "updated_at": "2999-01-01T00:00:00Z"}]},
         {"data": {"calkit_item_id": ids[1]}, "meta": {"calkit_annotations": {"r1": {"annotator": "ana", "label": "c2"}}},
-         "annotations": [{"result": _choice("c2")}, {"result": _choice("c1", "r2"), "completed_by": {"email": "ana"}}]},
+         "annotations": [{"result": _choice("c2")}]},  # calkit's provenance, written by hand
         {"data": {"calkit_item_id": ids[2]}, "annotations": [{"result": _choice("c2"), "completed_by": {"email": "ana"}}]},
+        {"data": {"calkit_item_id": ids[3]}, "annotations": [{"result": _choice("c1"), "completed_by": {"email": "ana"}}]},
     ]
     result = import_tasks(a, tasks)
     problems = "\n".join(result.problems)
@@ -322,7 +323,7 @@ def test_nothing_is_imported_while_a_pilots_gate_is_closed(pair):
     tasks = [{"data": {"calkit_item_id": item}, "annotations": [
         {"result": _choice("c1"), "completed_by": {"email": who}} for who in ("ana", "bo")]} for item in pilot.items]
     tasks.append({"data": {"calkit_item_id": ids[-1]}, "annotations": [{"result": _choice("c1"), "completed_by": 4}]})
-    with pytest.raises(IngestError, match="pilot answers come from the raters at the labeling desk"):
+    with pytest.raises(IngestError, match="Pilot answers come from the raters at the labeling desk"):
         import_tasks(a, tasks)
     assert a._ledger.label_count() == 0
     pilots.open_gate(a, "lee", "we talked it through")

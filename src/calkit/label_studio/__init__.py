@@ -14,6 +14,9 @@ Why this shape:
 * Everything read back goes through the ledger's own submit path (``Ledger.submit`` with
   :class:`LabelFact`, source ``label-studio``), so its rules hold: items of the open round,
   classes in range, the same answer again changes nothing. One bad task is reported, never fatal.
+* A file's names prove nobody's identity: its decisions are recorded as decided by
+  ``label-studio (<name>)``, its answers never replace an answer given in calkit itself, and
+  nothing is imported while a pilot's agreement gate is closed (pilot answers come from the desk).
 """
 
 from calkit.label_studio.export import IMAGE_ROUTE, SOURCE, export_tasks, item_kind, labeling_config
