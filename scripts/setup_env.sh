@@ -7,7 +7,7 @@ VENV="${CALKIT_VENV:-$PWD/.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import torch, calkit, pytest, matplotlib, fastapi, uvicorn, httpx, playwright" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import torch, calkit, pytest, matplotlib, fastapi, uvicorn, httpx, playwright, krippendorff, statsmodels" 2>/dev/null; then
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "torch==2.13.0"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check -e ".[dev]"
 fi

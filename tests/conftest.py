@@ -53,3 +53,15 @@ def save_npz(ds: Dataset, path):
 def blobs_npz(tmp_path):
     """The blobs dataset saved as a user .npz file; returns its path."""
     return save_npz(make_blobs(), tmp_path / "blobs.npz")
+
+
+def people_app(tmp_path, dataset="digits", **settings):
+    """The labeling application over a fresh people-oracle run (a generator for fixtures:
+    ``yield from people_app(tmp_path, **QUICK)``), closed afterwards."""
+    from calkit import Run
+    from calkit.web.app import create_app
+
+    Run.create(tmp_path / "run", dataset=dataset, **{"oracle": "people", **settings}).close()
+    app = create_app(tmp_path / "run")
+    yield app
+    app.state.run.close()

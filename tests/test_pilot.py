@@ -15,7 +15,7 @@ from calkit import Run  # noqa: E402
 from calkit.errors import LabelError  # noqa: E402
 from calkit.labeling import pilot as pilots  # noqa: E402
 from calkit.labeling.desk import Desk  # noqa: E402
-from calkit.web.app import create_app  # noqa: E402
+from tests.conftest import people_app  # noqa: E402
 
 QUICK = dict(oracle="people", initial=12, round_size=10, rounds=3, epochs=1, model="mlp:8")
 RATERS = ("ana", "bo", "cy")
@@ -23,10 +23,7 @@ RATERS = ("ana", "bo", "cy")
 
 @pytest.fixture
 def app(tmp_path):
-    Run.create(tmp_path / "run", dataset="digits", **QUICK).close()
-    app = create_app(tmp_path / "run")
-    yield app
-    app.state.run.close()
+    yield from people_app(tmp_path, **QUICK)
 
 
 @pytest.fixture

@@ -8,19 +8,15 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from calkit import Run  # noqa: E402
 from calkit.labeling import Desk, Guidelines, Refused  # noqa: E402
-from calkit.web.app import create_app  # noqa: E402
+from tests.conftest import people_app  # noqa: E402
 
 QUICK = dict(oracle="people", initial=8, round_size=4, rounds=2, epochs=1, model="mlp:8")
 
 
 @pytest.fixture
 def app(tmp_path):
-    Run.create(tmp_path / "run", dataset="digits", **QUICK).close()
-    app = create_app(tmp_path / "run")
-    yield app
-    app.state.run.close()
+    yield from people_app(tmp_path, **QUICK)
 
 
 def test_questions_are_answered_and_found_by_any_word(app):

@@ -17,17 +17,14 @@ from fastapi.testclient import TestClient  # noqa: E402
 from calkit import Run  # noqa: E402
 from calkit.labeling.worker import work  # noqa: E402
 from calkit.web.app import create_app  # noqa: E402
-from tests.conftest import make_blobs  # noqa: E402
+from tests.conftest import make_blobs, people_app  # noqa: E402
 
 QUICK = dict(oracle="people", initial=8, round_size=4, rounds=3, epochs=1, model="mlp:8")
 
 
 @pytest.fixture
 def app(tmp_path):
-    Run.create(tmp_path / "run", dataset="digits", **QUICK).close()
-    app = create_app(tmp_path / "run")
-    yield app
-    app.state.run.close()
+    yield from people_app(tmp_path, **QUICK)
 
 
 @pytest.fixture
