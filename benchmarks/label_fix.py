@@ -22,7 +22,6 @@ and of each extra training.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import sys
@@ -31,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 import calkit.train
-from calkit.cli import parse_seeds
 from calkit.evaluate import evaluate
 from calkit.loop import ActiveLoop
 from calkit.policies import make_policy
@@ -43,7 +41,7 @@ from calkit.train import ComputeMeter
 from calkit.train.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from label_review import ENTRIES, reviewed_run
+from label_review import ENTRIES, review_arguments, reviewed_run
 
 LABELINGS = ("noisy", "corrected", "clean")
 
@@ -126,13 +124,7 @@ def table_row(name: str, rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/label-review"))
-    parser.add_argument("--seeds", type=parse_seeds, default=(100, 101, 102))
-    parser.add_argument("--noise", type=float, default=0.1)
-    parser.add_argument("--entry", action="append", help=f"[{', '.join(ENTRIES)}]")
-    parser.add_argument("--source", default="crossval", help="whose predictions rank the queue [crossval]")
-    args = parser.parse_args(argv)
+    args = review_arguments(__doc__.split("\n\n")[0]).parse_args(argv)
     print(f"noise {args.noise:g} (uniform), seeds {list(args.seeds)}; k = the wrong labels a run holds; "
           f"fresh models, the initial-round rule\n")
     print("| entry | labels | wrong (k) | fixed in the top k | test accuracy: noisy | corrected | clean | "

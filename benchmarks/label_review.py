@@ -83,15 +83,20 @@ def measure(entry_name: str, seed: int, noise: float, out: Path, source: str = "
             "recall_initial": float(top[initial].sum() / max(1, wrong[rounds == 0].sum()))}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def review_arguments(description: str) -> argparse.ArgumentParser:
+    """The options both label-review benchmarks take (this one and label_fix.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=Path("runs/label-review"))
     parser.add_argument("--seeds", type=parse_seeds, default=(100, 101, 102))
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--entry", action="append", help=f"[{', '.join(ENTRIES)}]")
     parser.add_argument("--source", default="crossval", help="whose predictions: crossval, selection, ensemble or "
                         "newest [crossval]")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = review_arguments(__doc__.split("\n\n")[0]).parse_args(argv)
     print(f"noise {args.noise:g} (uniform), seeds {list(args.seeds)}; k = the wrong labels a run holds\n")
     print("| entry | labels | wrong (k) | precision = recall at k [95 % interval] | recall, chosen rounds | "
           "recall, initial round | flagged by confident learning | test accuracy |")

@@ -172,15 +172,15 @@ def cmd_review(args: argparse.Namespace) -> int:
     with Run.open(args.run_dir) as run:
         suspects = run.review_labels(args.source)
         names = run.class_names
+        if args.queue:
+            from calkit.labeling import review_queue
+
+            kept = review_queue.store(run, suspects, args.source, length=args.top)
     flagged = sum(s.confident for s in suspects)
     if suspects and flagged > len(suspects) / 2:
         print(f"warning: {flagged} of {len(suspects)} labels look wrong to the models: they are too weak for this "
               "review to mean much yet (label more, or check the model)", file=sys.stderr)
     if args.queue:
-        from calkit.labeling import review_queue
-
-        with Run.open(args.run_dir) as run:
-            kept = review_queue.store(run, suspects, args.source, length=args.top)
         print(f"stored the {kept} most suspect labels as the lead's review queue", file=sys.stderr)
     if args.json:
         for s in suspects[:args.top]:

@@ -436,6 +436,14 @@ class Ledger:
         ).fetchall()
         return [int(r[0]) for r in rows]
 
+    def short_of_answers(self) -> set[int]:
+        """Items of the open round answered by fewer annotators than they need (a running
+        pilot's items, overlap items waiting for their second answer)."""
+        rows = self._conn.execute(
+            "SELECT q.item_id FROM query_items q JOIN queries r USING (round) WHERE r.state = 'open' AND q.needed > "
+            "(SELECT COUNT(DISTINCT annotator) FROM labels l WHERE l.item_id = q.item_id)").fetchall()
+        return {int(r[0]) for r in rows}
+
     def require_answers(self, needed: Mapping[int, int]) -> None:
         """Ask for ``needed[item]`` annotators' answers on items of the open round before it may
         close (a pilot asks every annotator, overlap two); a lead's decision settles an item
@@ -446,7 +454,7 @@ class Ledger:
     def require_answers_in(self, conn: sqlite3.Connection, needed: Mapping[int, int]) -> None:
         """:meth:`require_answers` inside a write transaction the caller holds."""
         row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
-        asked = dict(_select_in(conn, "SELECT item_id, round FROM query_items WHERE item_id IN", needed))
+        asked = dict(select_in(conn, "SELECT item_id, round FROM query_items WHERE item_id IN", needed))
         bad = {int(i): "not in the open query" for i in needed if row is None or asked.get(int(i)) != row[0]}
         bad.update({int(i): f"needs at least one answer, not {n}" for i, n in needed.items() if int(n) < 1})
         if bad:
@@ -496,11 +504,11 @@ class Ledger:
 
     def query_round_of(self, item_ids: Iterable[int]) -> dict[int, int]:
         """The round in which each given item was asked (items never asked are absent)."""
-        rows = _select_in(self._conn, "SELECT item_id, round FROM query_items WHERE item_id IN", item_ids)
+        rows = select_in(self._conn, "SELECT item_id, round FROM query_items WHERE item_id IN", item_ids)
         return {int(i): int(r) for i, r in rows}
 
     def known_items(self, item_ids: Iterable[int]) -> set[int]:
-        return {int(r[0]) for r in _select_in(self._conn, "SELECT item_id FROM items WHERE item_id IN", item_ids)}
+        return {int(r[0]) for r in select_in(self._conn, "SELECT item_id FROM items WHERE item_id IN", item_ids)}
 
     # -- labels ---------------------------------------------------------------------------
     def submit(
@@ -555,12 +563,12 @@ class Ledger:
         ids = [f.item_id for f in facts]
         row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
         open_round = None if row is None else row[0]
-        asked = {int(r[0]): tuple(r[1:]) for r in _select_in(
+        asked = {int(r[0]): tuple(r[1:]) for r in select_in(
             conn, "SELECT qi.item_id, qi.round, q.acquisition, qi.score FROM query_items qi "
                   "JOIN queries q USING (round) WHERE qi.item_id IN", ids)}
-        asked.update({int(r[0]): (HOLDOUT_ROUND, "holdout", None) for r in _select_in(
+        asked.update({int(r[0]): (HOLDOUT_ROUND, "holdout", None) for r in select_in(
             conn, "SELECT item_id FROM holdout WHERE item_id IN", ids)})
-        known = {int(r[0]) for r in _select_in(conn, "SELECT item_id FROM items WHERE item_id IN", ids)}
+        known = {int(r[0]) for r in select_in(conn, "SELECT item_id FROM items WHERE item_id IN", ids)}
         problems: dict[int, str] = {}
         plan = []
         seen: dict[tuple[int, str], int] = {}
@@ -592,8 +600,8 @@ class Ledger:
         """
         with self._write() as conn:
             row = conn.execute("SELECT round FROM queries WHERE state = 'open'").fetchone()
-            asked = dict(_select_in(conn, "SELECT item_id, round FROM query_items WHERE item_id IN", decisions))
-            held = {int(r[0]) for r in _select_in(conn, "SELECT item_id FROM holdout WHERE item_id IN", decisions)}
+            asked = dict(select_in(conn, "SELECT item_id, round FROM query_items WHERE item_id IN", decisions))
+            held = {int(r[0]) for r in select_in(conn, "SELECT item_id FROM holdout WHERE item_id IN", decisions)}
             if corrections:
                 bad = {int(i): "never asked in this run" for i in decisions if int(i) not in asked and int(i) not in held}
             else:  # held-out items are always open to a decision
@@ -617,7 +625,7 @@ class Ledger:
         if item_ids is None:
             rows: Iterable[tuple] = self._conn.execute(sql)
         else:
-            rows = _select_in(self._conn, sql + " AND item_id IN", item_ids)
+            rows = select_in(self._conn, sql + " AND item_id IN", item_ids)
         return {int(i): int(y) for i, y in rows}
 
     def current_answers(self, item_id: int) -> dict[str, int]:
@@ -696,7 +704,7 @@ def _split_sql(script: str) -> list[str]:
     return out
 
 
-def _select_in(conn: sqlite3.Connection, sql_prefix: str, values: Iterable[int]) -> Iterator[tuple]:
+def select_in(conn: sqlite3.Connection, sql_prefix: str, values: Iterable[int]) -> Iterator[tuple]:
     """Runs ``sql_prefix (?, ?, ...)`` in chunks below SQLite's parameter limit."""
     values = [int(v) for v in values if _INT64_MIN <= int(v) <= _INT64_MAX]  # others match nothing
     for start in range(0, len(values), 900):

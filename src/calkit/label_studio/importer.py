@@ -11,8 +11,8 @@ import numpy as np
 
 from calkit.answers import annotator_problem, class_index
 from calkit.errors import IngestError, LabelError
-from calkit.label_studio.export import CONTROL, ITEM_ID_RANGE, SOURCE, as_item_id, brief, decisions_in_force
-from calkit.ledger import LabelFact
+from calkit.label_studio.export import CONTROL, SOURCE, as_item_id, brief, decisions_in_force
+from calkit.ledger import LabelFact, select_in
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -301,17 +301,11 @@ def _drop_stale(ledger, answers: list[_Answer], now: datetime, problems: list[st
     (stale; a time in the file counts at most as ``now``), and, as a problem, answers that
     would replace a different answer the annotator gave in calkit itself (not read from Label
     Studio): a name in a file proves nobody's identity."""
-    lo, hi = ITEM_ID_RANGE
-    answers = [a for a in answers if lo <= a.item_id <= hi]  # as_item_id keeps to the range: SQLite's
-    ids = sorted({a.item_id for a in answers})
     current: dict[tuple[int, str], tuple[int, str, datetime | None]] = {}
-    conn = ledger._conn
-    for start in range(0, len(ids), 900):
-        chunk = ids[start:start + 900]
-        for item, who, label, source, at in conn.execute(
-                f"SELECT item_id, annotator, label, source, created_at FROM current_answers WHERE item_id IN "
-                f"({','.join('?' * len(chunk))})", chunk):
-            current[(int(item), who)] = (int(label), source, _when(at))
+    for item, who, label, source, at in select_in(  # ids outside 64 bits match nothing there
+            ledger._conn, "SELECT item_id, annotator, label, source, created_at FROM current_answers WHERE item_id IN",
+            sorted({a.item_id for a in answers})):
+        current[(int(item), who)] = (int(label), source, _when(at))
     kept, stale = [], 0
     for a in answers:
         mine = current.get((a.item_id, a.annotator))

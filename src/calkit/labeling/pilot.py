@@ -144,8 +144,7 @@ def report(run, pilot_id: int | None = None) -> dict | None:
             return None
         given = answers(conn, pilot)
         active = _active_raters(conn, pilot)
-        earlier = [_summary(_read(conn, r[0])) for r in conn.execute(
-            "SELECT pilot_id FROM pilots WHERE pilot_id < ? ORDER BY pilot_id DESC", (pilot.pilot_id,))]
+        earlier = _summaries(conn, before=pilot.pilot_id)
         questions = conn.execute(
             f"SELECT item_id, annotator, text, answer FROM questions WHERE item_id IN "
             f"({','.join('?' * len(pilot.items))}) ORDER BY question_id", pilot.items).fetchall()
@@ -192,8 +191,14 @@ def history(run) -> list[dict]:
     """Every pilot, newest first: state, alpha, who decided and why."""
     ensure_desk_tables(run._ledger)
     with run._ledger.snapshot() as conn:
-        ids = [r[0] for r in conn.execute("SELECT pilot_id FROM pilots ORDER BY pilot_id DESC")]
-        return [_summary(_read(conn, i)) for i in ids]
+        return _summaries(conn)
+
+
+def _summaries(conn: sqlite3.Connection, before: int | None = None) -> list[dict]:
+    """The pilots (those before pilot ``before``), newest first, each as :func:`_summary`."""
+    ids = [r[0] for r in conn.execute("SELECT pilot_id FROM pilots WHERE ? IS NULL OR pilot_id < ? "
+                                      "ORDER BY pilot_id DESC", (before, before))]
+    return [_summary(_read(conn, i)) for i in ids]
 
 
 def _summary(pilot: Pilot) -> dict:

@@ -48,9 +48,7 @@ def model_decisions(run) -> dict[int, dict]:
     ledger = run._ledger
     disputed = [] if ledger.open_round() is None else [int(i) for i in ledger.disputed(ledger.open_round())]
     disputed += [int(i) for i in ledger.holdout_disputed()]
-    short = {r[0] for r in ledger._conn.execute(  # still waiting for answers (a running pilot's items)
-        "SELECT q.item_id FROM query_items q JOIN queries r USING (round) WHERE r.state = 'open' AND q.needed > "
-        "(SELECT COUNT(DISTINCT annotator) FROM labels l WHERE l.item_id = q.item_id)")}
+    short = ledger.short_of_answers()  # still waiting for answers (a running pilot's items)
     disputed = [i for i in disputed if i not in short]
     if not disputed:
         return {}
