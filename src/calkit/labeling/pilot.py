@@ -72,7 +72,7 @@ def start(run, started_by: str, n_items: int = DEFAULT_PILOT_ITEMS, threshold: f
         if round_index is None:
             raise Refused(409, "no_open_round", "no round is open (one is training): start the pilot when the "
                              "next round's items are out")
-        chosen = _raters(conn, raters)
+        chosen = _raters(conn, raters, run.path)
         free = [r[0] for r in conn.execute(
             "SELECT item_id FROM query_items WHERE round = ? AND item_id NOT IN (SELECT item_id FROM labels) "
             "AND item_id NOT IN (SELECT item_id FROM adjudications) AND item_id NOT IN (SELECT item_id FROM skips) "
@@ -207,7 +207,7 @@ def _summary(pilot: Pilot) -> dict:
         "items": len(pilot.items), "raters": pilot.raters}
 
 
-def _raters(conn: sqlite3.Connection, raters: list[str] | None) -> list[str]:
+def _raters(conn: sqlite3.Connection, raters: list[str] | None, run_path) -> list[str]:
     active = [r[0] for r in conn.execute("SELECT name FROM annotators WHERE role = 'annotator' AND revoked_at IS NULL "
                                          "ORDER BY name")]
     if raters is not None:
@@ -217,7 +217,7 @@ def _raters(conn: sqlite3.Connection, raters: list[str] | None) -> list[str]:
         active = sorted(set(raters))
     if len(active) < 2:
         raise Refused(409, "too_few_raters", "a pilot needs at least two active annotators (add them with "
-                         "`calkit annotators add RUN NAME`)")
+                      f"`calkit annotators add {run_path} NAME`)")
     return active
 
 

@@ -107,7 +107,7 @@
         box.append(more);
       }
     }
-    $("item-meta").textContent = item.round < 0 ? `item ${item.id} · validation (never trained on) · ${item.rank + 1}`
+    $("item-meta").textContent = item.round < 0 ? `item ${item.id} · validation (never trained on) · held-out #${item.rank + 1}`
       : `item ${item.id} · round ${item.round} · rank ${item.rank + 1}`;
     const note = $("undo-note");
     if (item.undo) {
