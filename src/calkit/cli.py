@@ -106,6 +106,8 @@ def run_flags() -> list[tuple[str, type, str]]:
         ("cooldown", str, "infinite: cosine or inv-sqrt [cosine]"),
         ("anneal-epochs", int, "infinite/wsd: epochs of each round's anneal [1]"),
         ("device", str, "cpu or cuda [cpu]"),
+        ("loader-workers", int, "streamed data (--stream, or a pool of .npy files on disk): DataLoader processes "
+         "reading batches ahead [0: read in the main process]"),
         ("score-batch-size", int, "batch size for scoring the pool and evaluating [4096]"),
         ("score-multiple", int, "score a seeded random subset of this many times the round size instead of "
          "the whole unlabeled pool [whole pool]"),
@@ -123,6 +125,8 @@ BOOLEAN_FLAGS = (
     ("mir-sampling", "mir: sample replay by softmax of interference instead of top-k [off]"),
     ("lr-scaling", "continual policies: scale the learning rate by (m + m')/m in rounds that replay "
      "[cal: on; others off]"),
+    ("stream", "keep the features in host memory and move each batch to the device when it is needed; a pool "
+     "of .npy files on disk always streams [off]"),
     ("lookahead", "open each round's query as soon as the round before it has its labels, chosen by the newest "
      "trained model, so people label while that round trains (from round 2) [off]"),
 )

@@ -228,7 +228,7 @@ def _entropy(loop: ActiveLoop, t: int) -> np.ndarray:
     stored = loop.test_entropy_at(t)
     if stored is not None:
         return np.asarray(stored)
-    return predictive_entropy(batched_inference(loop.model_at(t), loop.data.x_test, loop.cfg.score_batch_size))
+    return predictive_entropy(batched_inference(loop.model_at(t), loop.data.split_batches("test", loop.cfg.score_batch_size)))
 
 
 # -- report -------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ class RunConfig:
     mir_sampling: bool = False
     lr_scaling: bool | None = None
     device: str = "cpu"
+    #: keep the features off the device and move each batch when it is needed (calkit.tensors);
+    #: a pool on disk always streams
+    stream: bool = False
+    loader_workers: int = 0  #: streamed data: DataLoader processes reading ahead (0: read in this process)
     score_batch_size: int = 4096
     score_multiple: int | None = None
     schedule: str | None = None  #: None: the policy's default (constant; cal: cosine)
@@ -128,6 +132,8 @@ class RunConfig:
         for name in ("epochs", "pool_size"):
             if getattr(self, name) is not None and not is_positive_int(getattr(self, name)):
                 raise ConfigError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
+        if isinstance(self.loader_workers, bool) or not isinstance(self.loader_workers, int) or self.loader_workers < 0:
+            raise ConfigError(f"loader-workers must be a non-negative integer, got {self.loader_workers!r}")
         if self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed}")
         if self.labeled_passes is not None and not (isinstance(self.labeled_passes, (int, float))

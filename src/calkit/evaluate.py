@@ -11,7 +11,7 @@ from torch import nn
 
 from calkit.entropy import predictive_entropy
 from calkit.models import batched_inference
-from calkit.tensors import DeviceData
+from calkit.tensors import PoolData
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Evaluation:
     entropy: np.ndarray | None
 
 
-def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 4096,
+def evaluate(model: nn.Module, data: PoolData, batch_size: int = 4096,
              holdout: dict[int, int] | None = None) -> Evaluation:
     """Accuracy and macro-F1 on the test and validation splits (None where the data has no such split).
 
@@ -36,11 +36,12 @@ def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 4096,
     """
     scores: dict[str, float | None] = {}
     test_logits = None
-    for split, x, y in (("test", data.x_test, data.y_test), ("val", data.x_val, data.y_val)):
-        if x is None or y is None:
+    for split in ("test", "val"):
+        y = data.split_labels(split)
+        if y is None:
             scores.update({f"{split}_accuracy": None, f"{split}_macro_f1": None})
             continue
-        logits = batched_inference(model, x, batch_size)
+        logits = batched_inference(model, data.split_batches(split, batch_size))
         scores.update(_split_scores(split, logits, y, data.dataset.n_classes))
         if split == "test":
             test_logits = logits
@@ -49,11 +50,11 @@ def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 4096,
     return Evaluation(scores, None if test_logits is None else predictive_entropy(test_logits))
 
 
-def _holdout_scores(model: nn.Module, data: DeviceData, holdout: dict[int, int], batch_size: int) -> dict:
+def _holdout_scores(model: nn.Module, data: PoolData, holdout: dict[int, int], batch_size: int) -> dict:
     if not holdout:
         return {"holdout_accuracy": None, "holdout_macro_f1": None, "holdout_labels": 0}
     ids = np.array(sorted(holdout), dtype=np.int64)
-    logits = batched_inference(model, data.features(ids), batch_size)
+    logits = batched_inference(model, data.batches(ids, batch_size))
     truth = torch.as_tensor([holdout[int(i)] for i in ids], device=logits.device)
     return {**_split_scores("holdout", logits, truth, data.dataset.n_classes), "holdout_labels": len(ids)}
 
@@ -67,10 +68,10 @@ def _split_scores(split: str, logits: torch.Tensor, y: torch.Tensor, n_classes: 
     }
 
 
-def accuracy_by_round(model: nn.Module, data: DeviceData, per_round: list[np.ndarray], batch_size: int) -> list[float]:
+def accuracy_by_round(model: nn.Module, data: PoolData, per_round: list[np.ndarray], batch_size: int) -> list[float]:
     """Training accuracy on each round's items: forgetting shows as a falling curve."""
     ids = np.concatenate(per_round)
-    pred = batched_inference(model, data.features(ids), batch_size).argmax(1)
+    pred = batched_inference(model, data.batches(ids, batch_size)).argmax(1)
     hits = (pred == data.labels(ids)).cpu().numpy()
     bounds = np.cumsum([0] + [len(p) for p in per_round])
     return [float(hits[a:b].mean()) for a, b in zip(bounds[:-1], bounds[1:])]

@@ -40,7 +40,7 @@ from calkit.round_trainer import ModelFactory, RoundTrainer, TrainingState
 from calkit.rules import RoundRules, initial_rule_for, later_round_lr
 from calkit.run_storage import RunDirectory, read_start_of
 from calkit.seeding import numpy_rng
-from calkit.tensors import DeviceData
+from calkit.tensors import Augment, pool_data
 from calkit.train import ComputeMeter
 
 __all__ = ["ActiveLoop", "RunDirectory", "RunStatus", "dataset_for", "later_round_lr", "score_subset", "start_key"]
@@ -80,6 +80,7 @@ class ActiveLoop:
         progress: Progress | None = None,
         policy: Policy | None = None,
         acquisition: Acquisition | None = None,
+        augment: Augment | None = None,
     ):
         self.dir = run_dir
         self.cfg = cfg = resolve(cfg)
@@ -93,7 +94,7 @@ class ActiveLoop:
         self.acquisition: Acquisition = acquisition or make_acquisition(cfg.acquisition, cfg.acquisition_options)
         self.oracle: Oracle = oracle_for(cfg, dataset)
         self.rules = RoundRules(cfg, self.policy)
-        self.data = DeviceData(dataset, _device(cfg.device))
+        self.data = pool_data(dataset, _device(cfg.device), cfg.stream, cfg.loader_workers, augment)
         self.trainer = RoundTrainer(cfg, self.data, self.policy, self.rules, model_factory or self._spec_factory(),
                                     run_dir)
 
@@ -109,12 +110,16 @@ class ActiveLoop:
         start_from: str | Path | None = None,
         policy: Policy | None = None,
         acquisition: Acquisition | None = None,
+        augment: Augment | None = None,
     ) -> "ActiveLoop":
         """Validate everything, then lay out a new run directory.
 
         ``start_from`` names a run whose trained initial round this run takes over instead of
         training its own (same data, seed, model, optimizer and initial rule, checked here):
         `calkit compare` starts every policy of a seed from one model this way.
+
+        ``augment``: a function applied to every training batch on the device (calkit.tensors);
+        it is code, not a setting, so ``open`` needs it again to resume the run alike.
         """
         cfg = resolve(cfg.validate(), policy, acquisition)
         run_dir = RunDirectory(path)
@@ -145,7 +150,7 @@ class ActiveLoop:
             "start_from": None if start is None else start["source"],
         }
         ledger = Ledger.create(run_dir.ledger, dataset.ids.tolist(), meta)
-        return cls(run_dir, cfg, dataset, ledger, model_factory, progress, policy, acquisition)
+        return cls(run_dir, cfg, dataset, ledger, model_factory, progress, policy, acquisition, augment)
 
     @classmethod
     def open(
@@ -156,11 +161,12 @@ class ActiveLoop:
         progress: Progress | None = None,
         policy: Policy | None = None,
         acquisition: Acquisition | None = None,
+        augment: Augment | None = None,
     ) -> "ActiveLoop":
         """Reopen a run directory, refusing data that differs from the run's."""
         run_dir, cfg, ledger, dataset = open_parts(path, dataset, policy, acquisition)
         try:
-            return cls(run_dir, cfg, dataset, ledger, model_factory, progress, policy, acquisition)
+            return cls(run_dir, cfg, dataset, ledger, model_factory, progress, policy, acquisition, augment)
         except BaseException:
             ledger.close()
             raise
@@ -336,7 +342,7 @@ def open_parts(
 #: fingerprint is checked), how many rounds it goes on for, where it computes. Any other change
 #: would make the rounds already trained mean something else.
 CHANGEABLE = frozenset({"dataset", "data_dir", "rounds", "budget", "device", "score_batch_size", "keep_checkpoints",
-                        "resolved"})
+                        "resolved", "stream", "loader_workers"})
 
 
 #: Settings a calkit 0.2 config left unset that may be pinned to any value: what they decide is
@@ -486,7 +492,7 @@ def _check_model_fits(cfg: RunConfig, dataset: Dataset, factory: ModelFactory | 
     device = _device(cfg.device)
     try:
         with torch.no_grad():
-            out = model.to(device).eval()(torch.as_tensor(dataset.x_train[:2], device=device))
+            out = model.to(device).eval()(torch.as_tensor(np.asarray(dataset.x_train[:2]), device=device))
     except Exception as exc:
         raise ConfigError(f"the model cannot take {dataset.name}'s items (shape {dataset.input_shape}): {exc}") from exc
     if not isinstance(out, torch.Tensor):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,32 +255,36 @@ def _last_linear(model: nn.Module) -> nn.Linear:
 
 
 def batched_inference(
-    model: nn.Module, x: torch.Tensor, batch_size: int = 4096, embeddings: bool = False
+    model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 4096, embeddings: bool = False
 ) -> torch.Tensor:
     """Logits (or embeddings) for every row of ``x`` in eval and inference mode.
 
-    The model's train/eval mode is restored afterwards, so callers may score mid-training.
+    ``x`` is a tensor, cut into ``batch_size`` rows at a time, or the batches themselves (a
+    stream from :class:`calkit.tensors.PoolData`). The model's train/eval mode is restored
+    afterwards, so callers may score mid-training.
     """
     fn = (lambda chunk: embed(model, chunk)) if embeddings else model
     return _batched(model, x, batch_size, lambda chunk: (fn(chunk),))[0]
 
 
 def batched_logits_and_embeddings(
-    model: nn.Module, x: torch.Tensor, batch_size: int = 4096
+    model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 4096
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Both outputs for every row of ``x`` from one pass, in eval and inference mode."""
     logits, emb = _batched(model, x, batch_size, lambda chunk: logits_and_embeddings(model, chunk))
     return logits, emb
 
 
-def _batched(model: nn.Module, x: torch.Tensor, batch_size: int, fn) -> list[torch.Tensor]:
+def _batched(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], batch_size: int, fn) -> list[torch.Tensor]:
     was_training = model.training
     model.eval()
     outs: list[tuple[torch.Tensor, ...]] = []
+    chunks = (x[start : start + batch_size] for start in range(0, x.shape[0], batch_size)) if isinstance(
+        x, torch.Tensor) else x
     try:
         with torch.inference_mode():
-            for start in range(0, x.shape[0], batch_size):
-                outs.append(tuple(fn(x[start : start + batch_size])))
+            for chunk in chunks:
+                outs.append(tuple(fn(chunk)))
     finally:
         model.train(was_training)
     if not outs:

@@ -22,7 +22,7 @@ from calkit.policies import Policy, RoundContext, RoundData
 from calkit.rules import RoundRules
 from calkit.run_storage import RunDirectory
 from calkit.seeding import numpy_rng, restore_rng_states, rng_states, seed_torch
-from calkit.tensors import DeviceData
+from calkit.tensors import PoolData
 from calkit.train import ComputeMeter, FixedEpochs, StopRule, Trainer
 from calkit.train.trainer import EpochCallback, LearningRate, set_learning_rate
 from calkit.train.warm_start import shrink_perturb
@@ -53,7 +53,7 @@ class RoundFit:
 
 
 class RoundTrainer:
-    def __init__(self, cfg: RunConfig, data: DeviceData, policy: Policy, rules: RoundRules,
+    def __init__(self, cfg: RunConfig, data: PoolData, policy: Policy, rules: RoundRules,
                  model_factory: ModelFactory, run_dir: RunDirectory):
         self.cfg, self.data, self.policy, self.rules = cfg, data, policy, rules
         self.model_factory, self.dir = model_factory, run_dir

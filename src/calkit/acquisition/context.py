@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from calkit.models import batched_inference, batched_logits_and_embeddings, forward_passes
-from calkit.tensors import DeviceData
+from calkit.tensors import PoolData
 
 
 class ModelScoringContext:
@@ -19,7 +19,7 @@ class ModelScoringContext:
     Embeddings come from :func:`calkit.models.embedding_source` (a model's own ``embed`` first).
     """
 
-    def __init__(self, model: nn.Module, data: DeviceData, rng: np.random.Generator, batch_size: int = 4096):
+    def __init__(self, model: nn.Module, data: PoolData, rng: np.random.Generator, batch_size: int = 4096):
         self.model = model
         self.data = data
         self.rng = rng
@@ -44,8 +44,9 @@ class ModelScoringContext:
 
     def _infer(self, ids: np.ndarray, with_embeddings: bool) -> None:
         start = time.perf_counter()
-        x = self.data.features(np.asarray(ids, dtype=np.int64))
-        self.forward_samples += int(x.shape[0]) * forward_passes(self.model, with_embeddings)
+        ids = np.asarray(ids, dtype=np.int64)
+        x = self.data.batches(ids, self.batch_size)  # streamed: the candidates are never all in memory at once
+        self.forward_samples += len(ids) * forward_passes(self.model, with_embeddings)
         if with_embeddings:
             logits, emb = batched_logits_and_embeddings(self.model, x, self.batch_size)
             self._embeddings[_key(ids)] = emb.float().cpu().numpy().astype(np.float64)

@@ -8,7 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from calkit.data.rows import RowStore, hash_rows, row_chunks
 from calkit.errors import DataError
+
+#: Pool features: in memory, or rows on disk read a batch at a time (calkit.data.rows).
+Features = np.ndarray | RowStore
 
 
 @dataclass(frozen=True)
@@ -20,22 +24,24 @@ class Dataset:
     arrays are fixed too, but only ids leave this object.
 
     ``y_train`` is ``None`` when the pool's labels are unknown (people are the oracle).
-    Features are float32 with shape ``(n, d)`` for vectors or ``(n, C, H, W)`` for images.
+    Features are float32 with shape ``(n, d)`` for vectors or ``(n, C, H, W)`` for images, in
+    memory or, for pools larger than memory, a :class:`~calkit.data.rows.RowStore` of ``.npy``
+    files that is read a batch at a time (``is_on_disk``).
 
     The validation split is for choosing settings (tuning, defaults); the test split is for the
     numbers a run reports. Neither is ever selectable by acquisition: both live outside the pool.
     """
 
     name: str
-    x_train: np.ndarray
+    x_train: Features
     y_train: np.ndarray | None
     class_names: tuple[str, ...]
     ids: np.ndarray
-    x_test: np.ndarray | None = None
+    x_test: Features | None = None
     y_test: np.ndarray | None = None
     texts: tuple[str, ...] | None = field(default=None, repr=False)
     files: tuple[str, ...] | None = field(default=None, repr=False)  #: an image file per pool item, for display
-    x_val: np.ndarray | None = None
+    x_val: Features | None = None
     y_val: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -52,6 +58,11 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(s) for s in self.x_train.shape[1:])
+
+    @property
+    def is_on_disk(self) -> bool:
+        """True when the pool's features are read from disk a batch at a time."""
+        return isinstance(self.x_train, RowStore)
 
     @property
     def has_pool_labels(self) -> bool:
@@ -108,7 +119,7 @@ class Dataset:
                 h.update(b"none")
             else:
                 h.update(str(arr.shape).encode())
-                h.update(np.ascontiguousarray(arr).tobytes())
+                hash_rows(h, arr)  # a chunk at a time: same digest, bounded memory
         h.update("\x1f".join(self.class_names).encode())
         return h.hexdigest()[:16]
 
@@ -116,7 +127,7 @@ class Dataset:
 def validate_dataset(ds: Dataset) -> None:
     """Raise :class:`DataError` naming the first inconsistency found."""
     x, y = ds.x_train, ds.y_train
-    if not isinstance(x, np.ndarray) or x.ndim < 2:
+    if not isinstance(x, (np.ndarray, RowStore)) or x.ndim < 2:
         raise DataError(f"{ds.name}: features must be an array of shape (n, ...), got {getattr(x, 'shape', type(x))}")
     if x.shape[0] == 0:
         raise DataError(f"{ds.name}: the pool is empty")
@@ -144,7 +155,7 @@ def validate_dataset(ds: Dataset) -> None:
         raise DataError(f"{ds.name}: {len(ds.files)} files for {x.shape[0]} pool items")
 
 
-def _check_split(ds: Dataset, split: str, x: np.ndarray | None, y: np.ndarray | None) -> None:
+def _check_split(ds: Dataset, split: str, x: Features | None, y: np.ndarray | None) -> None:
     if (x is None) != (y is None):
         raise DataError(f"{ds.name}: a {split} split needs both features and labels")
     if x is None:
@@ -157,12 +168,17 @@ def _check_split(ds: Dataset, split: str, x: np.ndarray | None, y: np.ndarray | 
     _check_labels(ds.name, split, x, y, len(ds.class_names))
 
 
-def _check_finite(name: str, split: str, x: np.ndarray) -> None:
-    if x.shape[0] == 0:
-        return
-    finite = np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
+def _check_finite(name: str, split: str, x: Features) -> None:
+    """Every row finite; read a chunk at a time, so a pool on disk is never held in memory."""
+    if isinstance(x, RowStore) and x.stored_dtype.kind != "f":
+        return  # integers are finite
+    bad_parts, offset = [], 0
+    for chunk in row_chunks(x):
+        finite = np.isfinite(chunk.reshape(chunk.shape[0], -1)).all(axis=1)
+        bad_parts.append(np.flatnonzero(~finite) + offset)
+        offset += chunk.shape[0]
+    bad = np.concatenate(bad_parts) if bad_parts else np.zeros(0, dtype=np.int64)
+    if bad.size:
         raise DataError(
             f"{name}: {bad.size} {split} rows have NaN or infinite features (first rows: {bad[:5].tolist()})"
         )

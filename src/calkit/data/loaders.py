@@ -5,7 +5,8 @@ Builtin names: ``digits`` (scikit-learn, tiny, always available), ``fashion-mnis
 ``fine-foods``, ``vader-amazon``, ``vader-movies``, ``pbmc``, ``cells`` (read from the cache by
 :mod:`calkit.data.external`, imported only when they are asked for; ``calkit data fetch NAME``
 puts them there, loading never downloads).
-Files: ``.npz`` and ``.csv`` with the layouts documented on :func:`load_dataset`, and
+Files: ``.npz`` and ``.csv`` with the layouts documented on :func:`load_dataset`, folders of
+``.npy`` files whose pool stays on disk (:mod:`calkit.data.npy_folder`), folders of images, and
 labeled texts (``.jsonl``, ``.tsv``, or ``.csv`` with a ``text`` column), embedded with MiniLM.
 
 Each source has its module (``fashion_mnist``, ``npz_files``, ``csv_files``, ``text_files``,
@@ -91,6 +92,10 @@ def load_dataset(
     every other column is a numeric feature. Class names are the sorted distinct labels
     (numerically sorted when all are integers).
 
+    A folder of ``.npy`` files (``x.npy`` or shards ``x-*.npy``, ``y.npy``, ...; see
+    :mod:`calkit.data.npy_folder`) is memory-mapped: its pool, and the splits cut from it, stay
+    on disk and are read a batch at a time, for pools larger than memory.
+
     Texts: ``.jsonl`` (one object per line), ``.tsv``, or a ``.csv`` whose header has a
     ``text`` column: fields ``text``, the label, optional integer ``id``; features are MiniLM
     embeddings (needs ``calkit[text]``), see :func:`calkit.data.text_files.load_text_file`.
@@ -120,7 +125,12 @@ def _load_source(name_or_path: str | os.PathLike, data_dir: str | os.PathLike | 
 
             return load_external(name, test_fraction)
         return _load_fashion_mnist(data_dir)
-    folder = _image_folder(Path(name_or_path), data_dir)
+    npy = _folder(Path(name_or_path), data_dir, "npy")
+    if npy is not None:
+        from calkit.data.npy_folder import load_npy_folder
+
+        return load_npy_folder(npy, test_fraction)
+    folder = _folder(Path(name_or_path), data_dir, "images")
     if folder is not None:
         from calkit.data.image_folder import load_image_folder
 
@@ -151,12 +161,14 @@ def _check_fraction(fraction: float, name: str = "test_fraction") -> None:
         raise DataError(f"{name} must be a number in [0, 1), got {fraction!r}")
 
 
-def _image_folder(path: Path, data_dir: str | os.PathLike | None) -> Path | None:
-    """The folder of images ``path`` names (directly or under ``data_dir``), if it is one."""
+def _folder(path: Path, data_dir: str | os.PathLike | None, kind: str) -> Path | None:
+    """The folder of ``.npy`` files or of images ``path`` names (directly or under ``data_dir``), if it is one."""
     from calkit.data.image_folder import is_image_folder
+    from calkit.data.npy_folder import is_npy_folder
 
+    test = is_npy_folder if kind == "npy" else is_image_folder
     for candidate in [path] + ([Path(data_dir) / path] if data_dir is not None and not path.is_absolute() else []):
-        if candidate.is_dir() and is_image_folder(candidate):
+        if candidate.is_dir() and test(candidate):
             return candidate
     return None
 
@@ -168,7 +180,7 @@ def _resolve_path(path: Path, data_dir: str | os.PathLike | None) -> Path:
         aliases = ", ".join(a for a in _ALIASES if a not in BUILTIN_DATASETS)
         raise DataError(
             f"unknown dataset {os.fspath(path)!r}: not a builtin dataset ({builtins}; aliases: {aliases}) "
-            f"and not a file with a supported suffix ({', '.join(SUPPORTED_SUFFIXES)}) or a folder of images"
+            f"and not a file with a supported suffix ({', '.join(SUPPORTED_SUFFIXES)}), a folder of images or a folder of .npy files (x.npy, y.npy, ...)"
         )
     candidates = [path]
     if data_dir is not None and not path.is_absolute():

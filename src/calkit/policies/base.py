@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calkit.tensors import DeviceData
+from calkit.tensors import PoolData
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class RoundContext:
     rnd: RoundData
     model: nn.Module
     optimizer: torch.optim.Optimizer | None
-    data: DeviceData
+    data: PoolData
     rng: np.random.Generator
     batch_size: int
 
@@ -123,7 +123,7 @@ class Policy(ABC):
 
     def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
         """Plain cross-entropy over every item of the step."""
-        x, y = ctx.data.features(step.ids), ctx.data.labels(step.ids)
+        x, y = ctx.data.train_features(step.ids), ctx.data.labels(step.ids)
         logits = ctx.model(x)
         return StepOutput(F.cross_entropy(logits, y), logits, y)
 

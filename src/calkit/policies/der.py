@@ -25,7 +25,7 @@ class DarkExperienceReplayPolicy(DistillationPolicy):
         return {**super().defaults(batch_size), "alpha": DEFAULT_ALPHA, "beta": DEFAULT_BETA}
 
     def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
-        x, y = ctx.data.features(step.ids), ctx.data.labels(step.ids)
+        x, y = ctx.data.train_features(step.ids), ctx.data.labels(step.ids)
         logits = ctx.model(x)
         n = step.n_new
         loss = F.cross_entropy(logits[:n], y[:n])

@@ -46,7 +46,7 @@ class ScaledDistillationPolicy(DistillationPolicy):
         return {**super().defaults(batch_size), "alpha": DEFAULT_ALPHA}
 
     def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
-        x, y = ctx.data.features(step.ids), ctx.data.labels(step.ids)
+        x, y = ctx.data.train_features(step.ids), ctx.data.labels(step.ids)
         logits = ctx.model(x)
         stored = self.targets.get(step.replay_ids, logits.device) if len(step.replay_ids) else None
         alpha = DEFAULT_ALPHA if self.options.alpha is None else self.options.alpha

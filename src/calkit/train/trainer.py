@@ -12,7 +12,7 @@ from torch import nn
 
 from calkit.errors import ConfigError
 from calkit.policies.base import Policy, RoundContext, RoundData
-from calkit.tensors import DeviceData
+from calkit.tensors import PoolData
 from calkit.train.meter import ComputeMeter
 from calkit.train.stopping import EpochStats, StopRule
 
@@ -59,7 +59,7 @@ LearningRate = Callable[[int], float]  #: optimizer step within the round -> lea
 class Trainer:
     """Trains one round: epochs of the policy's steps until the stopping rule fires."""
 
-    def __init__(self, data: DeviceData, meter: ComputeMeter, batch_size: int = 64):
+    def __init__(self, data: PoolData, meter: ComputeMeter, batch_size: int = 64):
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         self.data = data
