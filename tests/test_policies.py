@@ -71,10 +71,10 @@ def test_sd_loss_matches_hand_computation():
     ce_new = -logits[:3].log_softmax(1)[torch.arange(3), labels[:3]].mean()
     ce_rep = -logits[3:].log_softmax(1)[torch.arange(2), labels[3:]].mean()
     by_hand = lam * ce_new + (1 - lam) * (alpha * kl + (1 - alpha) * ce_rep)
-    got = scaled_distillation_loss(logits, labels, 3, stored, lam, alpha)
+    got = scaled_distillation_loss(logits, labels, Step(np.arange(5), 3), stored, lam, alpha)
     assert torch.allclose(got, by_hand, atol=1e-6)
     # no replay: plain CE on the new items
-    assert torch.allclose(scaled_distillation_loss(logits[:3], labels[:3], 3, None, lam, alpha), ce_new)
+    assert torch.allclose(scaled_distillation_loss(logits[:3], labels[:3], Step(np.arange(3), 3), None, lam, alpha), ce_new)
 
 
 def test_der_loss_matches_hand_computation():
@@ -111,7 +111,7 @@ def test_sd_policy_uses_lambda_t_of_the_round():
     step = Step(np.concatenate([ctx.rnd.new_ids[:4], ctx.rnd.history_ids[:4]]), 4)
     out = policy.loss(step, ctx)
     expected = scaled_distillation_loss(
-        out.logits.detach(), ctx.data.labels(step.ids), 4, torch.zeros(4, 3), 0.25, 0.5
+        out.logits.detach(), ctx.data.labels(step.ids), step, torch.zeros(4, 3), 0.25, 0.5
     )
     assert torch.allclose(out.loss.detach(), expected, atol=1e-6)
 

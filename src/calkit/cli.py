@@ -285,9 +285,11 @@ def main(argv: list[str] | None = None) -> int:
         "status": cmd_status, **cli_people.HANDLERS,
     }
     try:
+        _join_ranks(args)
         return handler[args.command](args)
     except CalkitError as exc:
-        print(f"calkit: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "from_rank0", False):
+            print(f"calkit: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `calkit report RUN | head`: the reader left; nothing to say
         import os
@@ -300,6 +302,40 @@ def main(argv: list[str] | None = None) -> int:
         hint = f"; continue with `{again} {target}`" if target else ""
         print(f"\ncalkit: interrupted{hint}", file=sys.stderr)
         return 130
+    finally:
+        if args.command in DISTRIBUTED_COMMANDS:
+            from calkit.distributed import shutdown
+
+            shutdown()
+
+
+#: The commands that run on several processes when torchrun launches them.
+DISTRIBUTED_COMMANDS = ("run", "resume", "compare")
+
+
+def _join_ranks(args: argparse.Namespace) -> None:
+    """Under torchrun, join the job's process group; only rank 0 prints the command's output."""
+    from calkit.distributed import init_from_environment, launched_by_torchrun
+    from calkit.errors import ConfigError
+
+    if not launched_by_torchrun():
+        return
+    if args.command not in DISTRIBUTED_COMMANDS:
+        raise ConfigError(f"`calkit {args.command}` runs in one process; torchrun can launch "
+                          f"{', '.join(DISTRIBUTED_COMMANDS)}")
+    device = getattr(args, "device", None)
+    if args.command == "resume":
+        from calkit.config import RunConfig
+
+        config = Path(args.run_dir) / "config.yaml"
+        device = RunConfig.from_yaml(config).device if config.is_file() else "cpu"
+    ranks = init_from_environment(device or "cpu")
+    if not ranks.is_main:
+        import atexit
+        import os
+
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+        atexit.register(sys.stdout.close)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

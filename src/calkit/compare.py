@@ -38,6 +38,7 @@ from calkit.compare_report import (
 from calkit.config import RunConfig, parse_budget
 from calkit.data import Dataset
 from calkit.errors import ConfigError
+from calkit.distributed import current
 from calkit.loop import ActiveLoop, RunDirectory, dataset_for
 from calkit.resolve import resolve
 from calkit.policies import resolve_policy_name
@@ -139,6 +140,10 @@ def run_compare(
             f"[{done}/{len(runs)}] {setup} {policy} seed {seed}: accuracy {accuracy} at {last['labeled']} labels, "
             f"{last['sample_gradients']:,} sample-gradients, {time.perf_counter() - begin:.1f} s"
         )
+    return current().on_main(lambda: _summarize_and_report(out, spec, counts, dataset))
+
+
+def _summarize_and_report(out: Path, spec: "CompareSpec", counts: list[int], dataset: Dataset) -> dict:
     summary = summarize(out, spec, counts, dataset)
     write_report(out, summary)
     return summary
@@ -150,7 +155,7 @@ def run_one(path: Path, cfg: RunConfig, dataset: Dataset, start: Path | None = N
     A run made with other settings (other flags, or defaults that changed since) is refused
     rather than reused: its numbers would not be what this comparison asks for.
     """
-    if RunDirectory(path).exists():
+    if current().on_main(RunDirectory(path).exists):  # rank 0 decides: it is the one that creates
         loop = ActiveLoop.open(path, dataset=dataset)
         try:
             _check_same_settings(path, loop, cfg)
@@ -163,7 +168,7 @@ def run_one(path: Path, cfg: RunConfig, dataset: Dataset, start: Path | None = N
         status = loop.run()
         if not status.complete:
             raise ConfigError(f"{path}: compare needs a simulated oracle; the run awaits labels")
-        return loop.ledger.metrics()
+        return current().on_main(loop.ledger.metrics)
     finally:
         loop.close()
 

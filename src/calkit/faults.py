@@ -1,7 +1,8 @@
 """Crash-test hook: ``CALKIT_FAULT_AT=train:2`` kills the process at that point with SIGKILL.
 
 It lets the tests prove that resume survives a kill -9 at each step of a round; the points are
-``query:T``, ``labels:T``, ``train:T`` (after each epoch) and ``checkpoint:T``.
+``query:T``, ``labels:T``, ``train:T`` (after each epoch) and ``checkpoint:T``. On several
+processes (torchrun) ``CALKIT_FAULT_RANK=R`` kills only rank R there.
 """
 
 from __future__ import annotations
@@ -11,5 +12,8 @@ import signal
 
 
 def fault_point(name: str) -> None:
-    if os.environ.get("CALKIT_FAULT_AT") == name:
+    if os.environ.get("CALKIT_FAULT_AT") != name:
+        return
+    rank = os.environ.get("CALKIT_FAULT_RANK")
+    if rank is None or rank == os.environ.get("RANK", "0"):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -6,6 +6,9 @@ at any point (kill -9 included) continues from the last durable state; because e
 choice of round t is seeded by (seed, t, phase), the resumed run ends with the same labeled set
 and numbers as an uninterrupted one. How a round trains is calkit.round_trainer's job; the rules
 it follows are calkit.rules'; the files are calkit.run_storage's.
+
+Launched by torchrun, every rank runs this loop: all of them score and train (calkit.distributed),
+rank 0 alone reads and writes the ledger and the run's files and tells the others what it read.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import torch
 from torch import nn
 
 from calkit import __version__
-from calkit.acquisition import Acquisition, ModelScoringContext, RandomSampling, make_acquisition
+from calkit.acquisition import (
+    Acquisition, ModelScoringContext, RandomSampling, ShardedScoringContext, make_acquisition,
+)
 from calkit.config import RunConfig, plan_rounds
 from calkit.data import Dataset, load_dataset
 from calkit.data.subsample import subsample_pool
+from calkit.distributed import current
 from calkit.errors import ConfigError, LedgerError
 from calkit.evaluate import accuracy_by_round, evaluate
 from calkit.faults import fault_point
@@ -86,7 +92,8 @@ class ActiveLoop:
         self.cfg = cfg = resolve(cfg)
         self.dataset = dataset
         self.ledger = ledger
-        self.progress = progress or Progress()
+        self.ranks = current()
+        self.progress = (progress or Progress()) if self.ranks.is_main else Progress()
         self.plan = plan_rounds(cfg, dataset.pool_size)
         self.policy: Policy = policy or make_policy(cfg.policy, cfg.policy_options(), cfg.policy_settings)
         if policy is not None:
@@ -121,6 +128,16 @@ class ActiveLoop:
         ``augment``: a function applied to every training batch on the device (calkit.tensors);
         it is code, not a setting, so ``open`` needs it again to resume the run alike.
         """
+        ranks = current()
+        if ranks.distributed:  # rank 0 lays the run out (or fails, on every rank); all then open it
+            ranks.on_main(lambda: cls._create_here(path, cfg, dataset, model_factory, None, start_from, policy,
+                                                   acquisition, augment).close())
+            return cls.open(path, dataset, model_factory, progress, policy, acquisition, augment)
+        return cls._create_here(path, cfg, dataset, model_factory, progress, start_from, policy, acquisition, augment)
+
+    @classmethod
+    def _create_here(cls, path, cfg, dataset, model_factory, progress, start_from, policy, acquisition,
+                     augment) -> "ActiveLoop":
         cfg = resolve(cfg.validate(), policy, acquisition)
         run_dir = RunDirectory(path)
         if run_dir.exists():
@@ -181,26 +198,31 @@ class ActiveLoop:
         A round trains only once the ledger closed it, and trains on the labels read in the
         transaction that closed it.
         """
-        if self.oracle.name == "people" and self.status().state == "awaiting_labels":
-            self.dir.publish_metrics(self.ledger.metrics())  # in case a crash came between the two writes
-            return self.status()  # nothing to train: no restore
+        main = self.ranks.on_main
+        if self.oracle.name == "people" and main(self.status).state == "awaiting_labels":
+            main(lambda: self.dir.publish_metrics(self.ledger.metrics()))  # in case a crash came between the two writes
+            return main(self.status)  # nothing to train: no restore
         state = self._restore()
         for t in range(state.last_round + 1, len(self.plan)):
-            query = self.ledger.query(t) or self._acquire(t, state)
+            query = main(lambda: self.ledger.query(t)) or self._acquire(t, state)
             state.meter.add(ComputeMeter.from_dict(query.cost))
-            self.oracle.answer(query, self.ledger)
-            fault_point(f"labels:{t}")
-            labels = self.ledger.close_round(t)
+            labels = main(lambda: self._answer(t, query))
             if labels is None:
-                return self.status()
-            if self.cfg.lookahead and 0 < t < len(self.plan) - 1 and self.ledger.query(t + 1) is None:
+                return main(self.status)
+            if self.cfg.lookahead and 0 < t < len(self.plan) - 1 and main(lambda: self.ledger.query(t + 1)) is None:
                 self._acquire(t + 1, state, ahead=True)
             self._train_round(t, query, labels, state)
-        return self.status()
+        return main(self.status)
+
+    def _answer(self, t: int, query: Query) -> dict[int, int] | None:
+        """The oracle's answers, then round t's labels if the ledger could close it."""
+        self.oracle.answer(query, self.ledger)
+        fault_point(f"labels:{t}")
+        return self.ledger.close_round(t)
 
     def open_initial_query(self) -> Query:
         """Ask round 0's random items now (it needs no model), so people can start labeling."""
-        return self.ledger.query(0) or self._acquire(0, None)
+        return self.ranks.on_main(lambda: self.ledger.query(0)) or self._acquire(0, None)
 
     def status(self) -> RunStatus:
         return run_status(self.ledger, self.plan)
@@ -212,7 +234,7 @@ class ActiveLoop:
         the one of round t-2, chooses.
         """
         start = time.perf_counter()
-        candidates = np.setdiff1d(self.dataset.ids, self.ledger.unavailable_ids())
+        candidates = np.setdiff1d(self.dataset.ids, self.ranks.on_main(self.ledger.unavailable_ids))
         if t == 0:
             ctx = _RandomOnly(numpy_rng(self.cfg.seed, 0, "initial"))
             selection = RandomSampling().select(ctx, candidates, self.plan[0])
@@ -220,23 +242,29 @@ class ActiveLoop:
         else:
             assert state is not None and state.serving is not None
             candidates = score_subset(candidates, self.plan[t], self.cfg.score_multiple, numpy_rng(self.cfg.seed, t, "subset"))
-            ctx = ModelScoringContext(
-                state.serving, self.data, numpy_rng(self.cfg.seed, t, "select"), self.cfg.score_batch_size
-            )
+            ctx = self._scoring_context(state.serving, numpy_rng(self.cfg.seed, t, "select"))
             selection = self.acquisition.select(ctx, candidates, self.plan[t])
-            name, infer_seconds, forward = self.acquisition.name, ctx.seconds, ctx.forward_samples
+            forward = ctx.job_forward_samples() if isinstance(ctx, ShardedScoringContext) else ctx.forward_samples
+            name, infer_seconds = self.acquisition.name, ctx.seconds
         cost = ComputeMeter(forward_samples=forward)
         cost.seconds["score"] = infer_seconds
         cost.seconds["select"] = time.perf_counter() - start - infer_seconds
         query = Query(t, name, selection.ids, selection.scores, cost.to_dict())
-        self.ledger.add_query(query, ahead=ahead)
+        self.ranks.on_main(lambda: self.ledger.add_query(query, ahead=ahead))
         fault_point(f"query:{t}")
         return query
 
+    def _scoring_context(self, model: nn.Module, rng: np.random.Generator) -> ModelScoringContext:
+        """Pool scoring on this process, or shared by the job's ranks (the same selection)."""
+        if self.ranks.distributed:
+            return ShardedScoringContext(model, self.data, rng, self.cfg.score_batch_size, self.ranks)
+        return ModelScoringContext(model, self.data, rng, self.cfg.score_batch_size)
+
     def _train_round(self, t: int, query: Query, labels: dict[int, int], state: TrainingState) -> None:
-        labeled = self.ledger.queried_ids(before_round=t + 1)
+        labeled, history = self.ranks.on_main(
+            lambda: (self.ledger.queried_ids(before_round=t + 1), self.ledger.queried_ids(before_round=t)))
         self.data.set_labels(labeled, np.array([labels[int(i)] for i in labeled]))
-        rnd = RoundData(t, new_ids=query.ids, history_ids=self.ledger.queried_ids(before_round=t))
+        rnd = RoundData(t, new_ids=query.ids, history_ids=history)
         self.progress.round_started(t, len(self.plan), len(labeled))
 
         def on_epoch(epoch: int, max_epochs: int, acc: float) -> None:
@@ -244,6 +272,11 @@ class ActiveLoop:
             fault_point(f"train:{t}")
 
         fit = self.trainer.train(t, rnd, state, on_epoch)
+        self.ranks.on_main(lambda: self._finish_round(t, query, labeled, fit, state))
+        state.last_round = t
+
+    def _finish_round(self, t: int, query: Query, labeled: np.ndarray, fit, state: TrainingState) -> None:
+        """Evaluate, checkpoint and record a trained round (rank 0's job on several processes)."""
         with state.meter.phase("evaluate"):
             evaluation = evaluate(state.serving, self.data, self.cfg.score_batch_size,
                                   holdout=self.ledger.holdout_labels() if len(self.ledger.holdout_ids()) else None)
@@ -260,7 +293,6 @@ class ActiveLoop:
         self._publish_metrics(t, record)
         if self.cfg.keep_checkpoints == "last":
             self.dir.prune(t)
-        state.last_round = t
         self.progress.round_done(record)
 
     def _publish_metrics(self, t: int, record: dict) -> None:
@@ -276,7 +308,7 @@ class ActiveLoop:
         state = self.trainer.restore(t, payload)
         if t < len(self.plan) - 1:
             self.check_rules_unchanged(payload["metrics"])
-        self._publish_metrics(t, payload["metrics"])
+        self.ranks.on_main(lambda: self._publish_metrics(t, payload["metrics"]))
         return state
 
     def check_rules_unchanged(self, record: dict) -> None:
@@ -478,7 +510,7 @@ def _device(name: str) -> torch.device:
         raise ConfigError(f"unknown device {name!r}: {exc}") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
-    return device
+    return current().device(name)
 
 
 def _check_model_fits(cfg: RunConfig, dataset: Dataset, factory: ModelFactory | None) -> None:

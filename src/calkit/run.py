@@ -21,7 +21,7 @@ import dataclasses
 import fcntl
 import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -32,6 +32,7 @@ from torch import nn
 from calkit.answers import IngestResult, annotator_problem, class_index, ingest, write_query
 from calkit.config import RunConfig, plan_rounds
 from calkit.data import Dataset
+from calkit.distributed import current
 from calkit.errors import ConfigError, LabelError, LedgerError
 from calkit.label_review import PREDICTION_SOURCES, Suspect
 from calkit.ledger import ANONYMOUS, LabelFact, Ledger, SubmitResult
@@ -287,16 +288,20 @@ class Run:
         model), and with ``training`` when another process is training the run; a simulated
         run goes to the end. Safe to call from several processes: each round trains once.
         """
-        status = self.status()
+        ranks = current()
+        status = ranks.on_main(self.status)
         nothing_to_train = status.complete or (status.state == "awaiting_labels" and self.config.oracle == "people")
-        with _training_lock(self.path, wait=0.0 if nothing_to_train else LOCK_WAIT_S) as held:
+        wait = 0.0 if nothing_to_train else LOCK_WAIT_S
+        # On several processes rank 0 holds the lock for the job: the ranks train together.
+        with _training_lock(self.path, wait) if ranks.is_main else nullcontext(None) as held:
+            held = ranks.broadcast(held)
             if held and nothing_to_train:  # only the lock's holder writes files
-                self._dir.publish_metrics(self._ledger.metrics())  # in case a crash came between two writes
+                ranks.on_main(lambda: self._dir.publish_metrics(self._ledger.metrics()))  # a crash between two writes
             elif held:
                 return self._training().run()
         if nothing_to_train:
             return status
-        return self.status()  # another process holds the lock: training, or only checking for labels
+        return ranks.on_main(self.status)  # another process holds the lock: training, or only checking for labels
 
     def predict(self, item_ids) -> tuple[np.ndarray, int]:
         """Class probabilities of pool items under the newest trained model, and that model's

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Mapping
 
 from calkit.acquisition.base import Acquisition, ScoreBased, ScoringContext, Selection
-from calkit.acquisition.context import ModelScoringContext
+from calkit.acquisition.context import ModelScoringContext, ShardedScoringContext
 from calkit.acquisition.diverse import Diverse
 from calkit.acquisition.random import RandomSampling
 from calkit.acquisition.uncertainty import Entropy, LeastConfidence, Margin
@@ -51,6 +51,7 @@ __all__ = [
     "Diverse",
     "Entropy",
     "LeastConfidence",
+    "ShardedScoringContext",
     "Margin",
     "ModelScoringContext",
     "RandomSampling",

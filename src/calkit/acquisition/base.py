@@ -16,6 +16,12 @@ import numpy as np
 from calkit.errors import AcquisitionError
 
 
+def my_share(ctx: object, n: int) -> np.ndarray:
+    """The positions among ``n`` candidates that this process scores (all of them on one process)."""
+    share = getattr(ctx, "my_share", None)
+    return share(n) if share is not None else np.arange(n)
+
+
 class ScoringContext(Protocol):
     """What a strategy may ask about candidates. Implementations cache and batch the work."""
 
@@ -82,14 +88,25 @@ class Acquisition(ABC):
 class ScoreBased(Acquisition):
     """Top-k by a per-item informativeness score (higher = label it sooner).
 
-    Ties are broken by a seeded random order, so equal scores do not favour low ids.
+    Ties are broken by a seeded random order, so equal scores do not favour low ids. On several
+    processes each scores its share and only the shares' top k travel (a context with
+    ``my_share``, ``local_probabilities`` and ``merge_top``: calkit.acquisition.context); the
+    order is total, so the pick equals one process's.
     """
 
     def _select(self, ctx: ScoringContext, candidates: np.ndarray, k: int) -> Selection:
-        scores = np.asarray(self.score(ctx.probabilities(candidates)), dtype=np.float64)
-        shuffled = ctx.rng.permutation(len(candidates))
-        order = shuffled[np.argsort(-scores[shuffled], kind="stable")][:k]
-        return Selection(candidates[order], scores[order])
+        n = len(candidates)
+        order_key = np.empty(n, dtype=np.int64)
+        order_key[ctx.rng.permutation(n)] = np.arange(n)  # the tie-break: place in a seeded shuffle
+        mine = my_share(ctx, n)
+        local = getattr(ctx, "local_probabilities", ctx.probabilities)
+        scores = np.asarray(self.score(local(candidates[mine])), dtype=np.float64)
+        best = np.lexsort((order_key[mine], -scores))[:k]
+        picked, picked_scores = mine[best], scores[best]
+        merge = getattr(ctx, "merge_top", None)
+        if merge is not None:
+            picked, picked_scores = merge(picked, picked_scores, order_key, k)
+        return Selection(candidates[picked], picked_scores)
 
     @abstractmethod
     def score(self, probs: np.ndarray) -> np.ndarray:

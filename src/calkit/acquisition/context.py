@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from calkit.distributed import Ranks
 from calkit.models import batched_inference, batched_logits_and_embeddings, forward_passes
 from calkit.tensors import PoolData
 
@@ -45,6 +46,10 @@ class ModelScoringContext:
     def _infer(self, ids: np.ndarray, with_embeddings: bool) -> None:
         start = time.perf_counter()
         ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:  # a rank whose share is empty
+            self._probs[_key(ids)] = np.zeros((0, self.data.dataset.n_classes))
+            self._embeddings[_key(ids)] = np.zeros((0, 0))
+            return
         x = self.data.batches(ids, self.batch_size)  # streamed: the candidates are never all in memory at once
         self.forward_samples += len(ids) * forward_passes(self.model, with_embeddings)
         if with_embeddings:
@@ -54,6 +59,57 @@ class ModelScoringContext:
             logits = batched_inference(self.model, x, self.batch_size)
         self._probs[_key(ids)] = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
         self.seconds += time.perf_counter() - start
+
+
+class ShardedScoringContext(ModelScoringContext):
+    """The same answers, computed by several processes: each rank scores its share of the ids.
+
+    Shares are whole scoring batches (:meth:`Ranks.shard`), so every item is scored in the same
+    batch as on one process and gets the same numbers. :meth:`probabilities` and
+    :meth:`embeddings` gather every rank's share (what a strategy that looks at all candidates
+    needs); top-k strategies instead score :meth:`my_share` and send only their best
+    (:meth:`merge_top`), which is what scales to pools of any size. ``forward_samples`` counts
+    this rank's passes; :meth:`job_forward_samples` the job's.
+    """
+
+    def __init__(self, model: nn.Module, data: PoolData, rng: np.random.Generator, batch_size: int, ranks: Ranks):
+        super().__init__(model, data, rng, batch_size)
+        self.ranks = ranks
+
+    def my_share(self, n: int) -> np.ndarray:
+        """This rank's positions among ``n`` candidates."""
+        return self.ranks.shard(n, self.batch_size)
+
+    def local_probabilities(self, ids: np.ndarray) -> np.ndarray:
+        """Probabilities of ids this rank scores itself (its share), nothing gathered."""
+        return super().probabilities(ids)
+
+    def probabilities(self, ids: np.ndarray) -> np.ndarray:
+        return self._gathered(ids, self._probs, super().probabilities)
+
+    def embeddings(self, ids: np.ndarray) -> np.ndarray:
+        return self._gathered(ids, self._embeddings, super().embeddings)
+
+    def merge_top(self, positions: np.ndarray, scores: np.ndarray, order_key: np.ndarray, k: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` of every rank's best ``k`` (by score, ties by ``order_key``)."""
+        parts = self.ranks.gather((positions, scores))
+        positions = np.concatenate([p for p, _ in parts])
+        scores = np.concatenate([s for _, s in parts])
+        best = np.lexsort((order_key[positions], -scores))[:k]
+        return positions[best], scores[best]
+
+    def job_forward_samples(self) -> int:
+        return int(self.ranks.sum(torch.tensor([self.forward_samples], dtype=torch.long))[0])
+
+    def _gathered(self, ids: np.ndarray, cache: dict, compute) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        key = _key(ids)
+        if key not in cache:
+            mine = compute(ids[self.my_share(len(ids))])
+            parts = [part for part in self.ranks.gather(mine) if len(part)]
+            cache[key] = np.concatenate(parts)
+        return cache[key].copy()
 
 
 def _key(ids: np.ndarray) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Iterator
+from typing import TYPE_CHECKING, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from calkit.tensors import PoolData
+
+if TYPE_CHECKING:
+    from calkit.distributed import Ranks
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,12 @@ class RoundData:
 
 @dataclass
 class RoundContext:
-    """What a policy may use while training one round."""
+    """What a policy may use while training one round.
+
+    ``model`` is the network itself, for extra forward passes (choosing replay, stored targets);
+    a loss calls :meth:`forward`, which goes through DistributedDataParallel when the round
+    trains on several processes, so that the gradients are averaged over them.
+    """
 
     rnd: RoundData
     model: nn.Module
@@ -54,6 +62,29 @@ class RoundContext:
     data: PoolData
     rng: np.random.Generator
     batch_size: int
+    train_forward: nn.Module | None = None  #: the model wrapped for distributed training, if it is
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The training forward pass of a loss."""
+        return (self.train_forward or self.model)(x)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One rank's share of a step trained on several processes.
+
+    DistributedDataParallel averages the ranks' gradients, so a mean over a part of the step is
+    the rank's sum over its rows of that part times ``world / total``: averaged over the ranks,
+    that is the mean over the whole step's part, however unevenly the rows fell.
+    """
+
+    world: int
+    new_total: int
+    replay_total: int
+
+    def weight(self, part: str) -> float:
+        total = {"new": self.new_total, "replay": self.replay_total, "all": self.new_total + self.replay_total}[part]
+        return self.world / max(total, 1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +99,7 @@ class Step:
     n_new: int
     extra_gradients: int = 0
     extra_forward: int = 0
+    shard: Shard | None = None  #: set on a rank's share of a step (several processes)
 
     @property
     def new_ids(self) -> np.ndarray:
@@ -76,6 +108,19 @@ class Step:
     @property
     def replay_ids(self) -> np.ndarray:
         return self.ids[self.n_new :]
+
+    @property
+    def replays(self) -> bool:
+        """Whether the whole step (every rank's share together) has replayed items."""
+        return (self.shard.replay_total if self.shard is not None else len(self.ids) - self.n_new) > 0
+
+    def share(self, ranks: "Ranks") -> "Step":
+        """This rank's rows of the step: its share of the new part and of the replayed part."""
+        if not ranks.distributed:
+            return self
+        new, replay = ranks.split(self.new_ids), ranks.split(self.replay_ids)
+        return Step(np.concatenate([new, replay]), len(new),
+                    shard=Shard(ranks.world, self.n_new, len(self.ids) - self.n_new))
 
 
 @dataclass
@@ -124,8 +169,8 @@ class Policy(ABC):
     def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
         """Plain cross-entropy over every item of the step."""
         x, y = ctx.data.train_features(step.ids), ctx.data.labels(step.ids)
-        logits = ctx.model(x)
-        return StepOutput(F.cross_entropy(logits, y), logits, y)
+        logits = ctx.forward(x)
+        return StepOutput(cross_entropy(logits, y, step, "all"), logits, y)
 
     def steps_per_epoch(self, rnd: RoundData, batch_size: int) -> int:
         """Optimizer steps in one epoch of round ``rnd`` (schedules size their horizon with it)."""
@@ -153,6 +198,14 @@ class Policy(ABC):
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, step: Step, part: str) -> torch.Tensor:
+    """Mean cross-entropy over the rows of one part of a step (``new``, ``replay`` or ``all``),
+    weighted by :meth:`Shard.weight` on a rank's share of a step."""
+    if step.shard is None:
+        return F.cross_entropy(logits, labels)
+    return F.cross_entropy(logits, labels, reduction="sum") * step.shard.weight(part)
 
 
 def minibatches(ids: np.ndarray, rng: np.random.Generator, batch_size: int) -> Iterator[np.ndarray]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from calkit.policies.base import RoundContext, Step, StepOutput
+from calkit.policies.base import RoundContext, Step, StepOutput, cross_entropy
 from calkit.policies.distill import DistillationPolicy
 
 
@@ -26,13 +26,15 @@ class DarkExperienceReplayPolicy(DistillationPolicy):
 
     def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
         x, y = ctx.data.train_features(step.ids), ctx.data.labels(step.ids)
-        logits = ctx.model(x)
+        logits = ctx.forward(x)
         n = step.n_new
-        loss = F.cross_entropy(logits[:n], y[:n])
-        if len(step.ids) > n:
+        loss = cross_entropy(logits[:n], y[:n], step, "new")
+        if step.replays:
             alpha = DEFAULT_ALPHA if self.options.alpha is None else self.options.alpha
             beta = DEFAULT_BETA if self.options.beta is None else self.options.beta
             replayed = logits[n:]
             stored = self.targets.get(step.replay_ids, replayed.device)
-            loss = loss + alpha * (replayed - stored).pow(2).sum(1).mean() + beta * F.cross_entropy(replayed, y[n:])
+            squared = (replayed - stored).pow(2).sum(1)
+            mse = squared.mean() if step.shard is None else squared.sum() * step.shard.weight("replay")
+            loss = loss + alpha * mse + beta * cross_entropy(replayed, y[n:], step, "replay")
         return StepOutput(loss, logits, y)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from calkit.policies.base import RoundContext, Step, StepOutput
+from calkit.policies.base import RoundContext, Step, StepOutput, cross_entropy
 from calkit.policies.distill import DistillationPolicy
 
 DEFAULT_ALPHA = 0.5
@@ -28,14 +28,20 @@ def distillation_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) 
 
 
 def scaled_distillation_loss(
-    logits: torch.Tensor, labels: torch.Tensor, n_new: int, stored: torch.Tensor | None, lam: float, alpha: float
+    logits: torch.Tensor, labels: torch.Tensor, step: Step, stored: torch.Tensor | None, lam: float, alpha: float
 ) -> torch.Tensor:
-    """The sd loss for a step whose first ``n_new`` rows are new and the rest replayed."""
-    new_ce = F.cross_entropy(logits[:n_new], labels[:n_new])
-    if stored is None or logits.shape[0] == n_new:
+    """The sd loss for a step whose first ``step.n_new`` rows are new and the rest replayed."""
+    n_new = step.n_new
+    new_ce = cross_entropy(logits[:n_new], labels[:n_new], step, "new")
+    if stored is None or not step.replays:
         return new_ce
     replayed = logits[n_new:]
-    replay = alpha * distillation_kl(replayed, stored) + (1 - alpha) * F.cross_entropy(replayed, labels[n_new:])
+    if step.shard is None:
+        kl = distillation_kl(replayed, stored)
+    else:
+        kl = F.kl_div(F.log_softmax(replayed, dim=1), F.log_softmax(stored, dim=1), reduction="sum",
+                      log_target=True) * step.shard.weight("replay")
+    replay = alpha * kl + (1 - alpha) * cross_entropy(replayed, labels[n_new:], step, "replay")
     return lam * new_ce + (1 - lam) * replay
 
 
@@ -47,8 +53,8 @@ class ScaledDistillationPolicy(DistillationPolicy):
 
     def loss(self, step: Step, ctx: RoundContext) -> StepOutput:
         x, y = ctx.data.train_features(step.ids), ctx.data.labels(step.ids)
-        logits = ctx.model(x)
-        stored = self.targets.get(step.replay_ids, logits.device) if len(step.replay_ids) else None
+        logits = ctx.forward(x)
+        stored = self.targets.get(step.replay_ids, logits.device) if step.replays else None
         alpha = DEFAULT_ALPHA if self.options.alpha is None else self.options.alpha
-        loss = scaled_distillation_loss(logits, y, step.n_new, stored, ctx.rnd.new_fraction, alpha)
+        loss = scaled_distillation_loss(logits, y, step, stored, ctx.rnd.new_fraction, alpha)
         return StepOutput(loss, logits, y)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from calkit.distributed import Ranks, current
 from calkit.errors import ConfigError
 from calkit.policies.base import Policy, RoundContext, RoundData
 from calkit.tensors import PoolData
@@ -57,14 +58,22 @@ LearningRate = Callable[[int], float]  #: optimizer step within the round -> lea
 
 
 class Trainer:
-    """Trains one round: epochs of the policy's steps until the stopping rule fires."""
+    """Trains one round: epochs of the policy's steps until the stopping rule fires.
 
-    def __init__(self, data: PoolData, meter: ComputeMeter, batch_size: int = 64):
+    On several processes (``ranks``) every rank draws the same steps from the same seeded
+    generator and trains on its share of each (:meth:`Step.share`) through
+    DistributedDataParallel; the stopping rule reads hit counts summed over the ranks, so all
+    ranks stop after the same epoch. The compute meter counts whole steps on every rank: the
+    work of the job, the same numbers as one process would count.
+    """
+
+    def __init__(self, data: PoolData, meter: ComputeMeter, batch_size: int = 64, ranks: Ranks | None = None):
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         self.data = data
         self.meter = meter
         self.batch_size = batch_size
+        self.ranks = ranks or current()
 
     def fit(
         self,
@@ -85,7 +94,7 @@ class Trainer:
         hook, for extra training of a copy (an anneal) after the round itself has finished.
         """
         model.train()
-        ctx = RoundContext(rnd, model, optimizer, self.data, rng, self.batch_size)
+        ctx = RoundContext(rnd, model, optimizer, self.data, rng, self.batch_size, self._wrap(model))
         epochs = steps = 0
         stats = EpochStats(0, 0.0, 0.0)
         with self.meter.phase("train"):
@@ -97,7 +106,8 @@ class Trainer:
                 for step in policy.epoch_steps(ctx):
                     if lr_at is not None:
                         set_learning_rate(optimizer, lr_at(steps))
-                    out = policy.loss(step, ctx)
+                    mine = step.share(self.ranks)
+                    out = policy.loss(mine, ctx)
                     optimizer.zero_grad(set_to_none=True)
                     out.loss.backward()
                     optimizer.step()
@@ -105,10 +115,15 @@ class Trainer:
                     steps += 1
                     hits = out.logits.detach().argmax(1) == out.labels
                     hits_all += hits.sum()
-                    hits_new += hits[: step.n_new].sum()
+                    hits_new += hits[: mine.n_new].sum()
                     seen += hits.numel()
-                    new_seen += step.n_new
+                    new_seen += mine.n_new
                 epochs += 1
+                if self.ranks.distributed:  # every rank decides on the job's counts, so none trains on alone
+                    device = self.data.device
+                    counts = torch.stack([hits_all, hits_new, torch.tensor(seen, device=device),
+                                          torch.tensor(new_seen, device=device)])
+                    hits_all, hits_new, seen, new_seen = (int(c) for c in self.ranks.sum(counts))
                 stats = EpochStats(epochs, int(hits_all) / max(seen, 1), int(hits_new) / max(new_seen, 1))
                 if on_epoch is not None:
                     on_epoch(epochs, stop_rule.max_epochs, stats.running_accuracy)
@@ -117,6 +132,17 @@ class Trainer:
         if finish_round:
             self.finish_round(ctx, policy)
         return FitSummary(epochs, steps, stats.running_accuracy, stats.new_accuracy)
+
+    def _wrap(self, model: nn.Module) -> nn.Module | None:
+        """The model in DistributedDataParallel on several processes (each rank's dropout drawn
+        from its own stream), else None: one process trains the model itself."""
+        if not self.ranks.distributed:
+            return None
+        from torch.nn.parallel import DistributedDataParallel
+
+        torch.manual_seed(torch.initial_seed() + 7919 * self.ranks.rank)
+        on_gpu = self.data.device.type == "cuda"
+        return DistributedDataParallel(model, device_ids=[self.data.device.index] if on_gpu else None)
 
     def finish_round(self, ctx: RoundContext, policy: Policy) -> None:
         """The policy's end-of-round hook (stored targets are made here), metered as forward passes."""
