@@ -168,7 +168,7 @@ def run_one(path: Path, cfg: RunConfig, dataset: Dataset, start: Path | None = N
         status = loop.run()
         if not status.complete:
             raise ConfigError(f"{path}: compare needs a simulated oracle; the run awaits labels")
-        return current().on_main(loop.ledger.metrics)
+        return current().on_main(lambda: loop.ledger.metrics())
     finally:
         loop.close()
 
@@ -179,6 +179,6 @@ def _check_same_settings(path: Path, loop: ActiveLoop, cfg: RunConfig) -> None:
     if differ:
         shown = "; ".join(f"{k}: {theirs.get(k)!r} there, {ours[k]!r} asked" for k in differ)
         raise ConfigError(f"{path} was made with other settings ({shown}); give the comparison another --out")
-    records = loop.ledger.metrics()
+    records = current().on_main(lambda: loop.ledger.metrics())
     if records:
         loop.check_rules_unchanged(records[-1])

@@ -234,7 +234,7 @@ class ActiveLoop:
         the one of round t-2, chooses.
         """
         start = time.perf_counter()
-        candidates = np.setdiff1d(self.dataset.ids, self.ranks.on_main(self.ledger.unavailable_ids))
+        candidates = np.setdiff1d(self.dataset.ids, self.ranks.on_main(lambda: self.ledger.unavailable_ids()))
         if t == 0:
             ctx = _RandomOnly(numpy_rng(self.cfg.seed, 0, "initial"))
             selection = RandomSampling().select(ctx, candidates, self.plan[0])
@@ -301,7 +301,7 @@ class ActiveLoop:
         self.dir.publish_metrics(self.ledger.metrics())
 
     def _restore(self) -> TrainingState:
-        found = self.dir.latest_round()
+        found = self.ranks.on_main(self.dir.latest_round)
         if found is None:
             return TrainingState(None, None, ComputeMeter(), -1)
         t, payload = found
@@ -351,7 +351,35 @@ def open_parts(
     acquisition: Acquisition | None = None,
 ) -> tuple[RunDirectory, RunConfig, Ledger, Dataset]:
     """A run directory's settings, ledger and data, checked against each other: what labeling
-    needs, without building a model or a policy."""
+    needs, without building a model or a policy.
+
+    On several processes rank 0 opens and checks; the others take its settings, load the data
+    themselves (it must be the same: its fingerprint is compared) and hold no ledger, so a job on
+    several machines needs the run directory on rank 0's machine only.
+    """
+    ranks = current()
+    if ranks.distributed:
+        def checked() -> tuple[dict, str]:
+            run_dir, cfg, ledger, data = open_parts_here(path, dataset, policy, acquisition)
+            opened.append((run_dir, cfg, ledger, data))
+            return cfg.to_dict(), data.fingerprint()
+
+        opened: list = []
+        settings, fingerprint = ranks.on_main(checked)
+        if ranks.is_main:
+            return opened[0]
+        cfg = RunConfig.from_dict(settings)
+        dataset = dataset or dataset_for(cfg)
+        if dataset.fingerprint() != fingerprint:
+            raise LedgerError(f"rank {ranks.rank}: the data of {cfg.dataset!r} differs from rank 0's")
+        return RunDirectory(path), cfg, LedgerOnRankZero(), dataset
+    return open_parts_here(path, dataset, policy, acquisition)
+
+
+def open_parts_here(
+    path: str | Path, dataset: Dataset | None = None, policy: Policy | None = None,
+    acquisition: Acquisition | None = None,
+) -> tuple[RunDirectory, RunConfig, Ledger, Dataset]:
     run_dir = RunDirectory(path)
     if not run_dir.exists():
         raise LedgerError(f"{run_dir.path} is not a calkit run directory (no ledger.sqlite)")
@@ -489,6 +517,17 @@ def start_key(cfg: RunConfig, dataset: Dataset) -> dict:
         "initial_rule": initial_rule_for(cfg).describe(),
         "dataset": dataset.fingerprint(),
     }
+
+
+class LedgerOnRankZero:
+    """What ranks other than 0 hold instead of the ledger: rank 0 alone opens it (SQLite is for the
+    processes of one machine), and tells the others what they need. Any other use is a bug."""
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str):
+        raise RuntimeError(f"ledger.{name} used on rank {current().rank}: only rank 0 reads and writes the ledger")
 
 
 class _RandomOnly:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -273,6 +273,24 @@ def batched_logits_and_embeddings(
     """Both outputs for every row of ``x`` from one pass, in eval and inference mode."""
     logits, emb = _batched(model, x, batch_size, lambda chunk: logits_and_embeddings(model, chunk))
     return logits, emb
+
+
+def inference_batches(
+    model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], batch_size: int = 4096, embeddings: bool = False
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(logits, embeddings or None) batch by batch, in eval and inference mode: for callers that
+    keep only what they reduce each batch to, so a pool of any size passes in bounded memory."""
+    fn = (lambda chunk: logits_and_embeddings(model, chunk)) if embeddings else (lambda chunk: (model(chunk), None))
+    was_training = model.training
+    model.eval()
+    chunks = (x[start : start + batch_size] for start in range(0, x.shape[0], batch_size)) if isinstance(
+        x, torch.Tensor) else x
+    try:
+        with torch.inference_mode():
+            for chunk in chunks:
+                yield fn(chunk)
+    finally:
+        model.train(was_training)
 
 
 def _batched(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], batch_size: int, fn) -> list[torch.Tensor]:

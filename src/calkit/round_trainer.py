@@ -17,6 +17,7 @@ from torch import nn
 
 from calkit import __version__
 from calkit.config import RunConfig
+from calkit.distributed import current
 from calkit.errors import LedgerError
 from calkit.policies import Policy, RoundContext, RoundData
 from calkit.rules import RoundRules
@@ -77,7 +78,7 @@ class RoundTrainer:
         comparison continue from the same model, and the first budget identical by construction.
         """
         rng = numpy_rng(self.cfg.seed, 0, "train")
-        start = self.dir.read_start()
+        start = current().on_main(self.dir.read_start)  # rank 0 reads the files, the others get them
         if start is not None:
             return self._take_over_start(start, rnd, state, rng)
         state.model, state.optimizer = self._fresh_model(0)

@@ -27,6 +27,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from calkit.data.dataset import Dataset, Features
 from calkit.data.rows import RowStore
+from calkit.memory import map_large_blocks
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
 SPLITS = ("test", "val")
@@ -120,6 +121,7 @@ class StreamedData(PoolData):
         super().__init__(dataset, device, augment)
         if workers < 0:
             raise ValueError(f"loader workers must be >= 0, got {workers}")
+        map_large_blocks()  # else a pass over a large pool may grow the process by gigabytes
         self.workers = workers
         self._split_x = {"test": dataset.x_test, "val": dataset.x_val}
 

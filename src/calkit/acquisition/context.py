@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from calkit.distributed import Ranks
-from calkit.models import batched_inference, batched_logits_and_embeddings, forward_passes
+from calkit.models import forward_passes, inference_batches
 from calkit.tensors import PoolData
 
 
@@ -50,14 +50,21 @@ class ModelScoringContext:
             self._probs[_key(ids)] = np.zeros((0, self.data.dataset.n_classes))
             self._embeddings[_key(ids)] = np.zeros((0, 0))
             return
-        x = self.data.batches(ids, self.batch_size)  # streamed: the candidates are never all in memory at once
         self.forward_samples += len(ids) * forward_passes(self.model, with_embeddings)
-        if with_embeddings:
-            logits, emb = batched_logits_and_embeddings(self.model, x, self.batch_size)
-            self._embeddings[_key(ids)] = emb.float().cpu().numpy().astype(np.float64)
-        else:
-            logits = batched_inference(self.model, x, self.batch_size)
-        self._probs[_key(ids)] = torch.softmax(logits.float(), dim=1).cpu().numpy().astype(np.float64)
+        # Batch by batch into arrays made once: the candidates are never all in memory, and no
+        # small per-batch result outlives its batch (kept ones pin the heap; it would grow with the pool).
+        probs, emb, row = np.empty((len(ids), self.data.dataset.n_classes)), None, 0
+        batches = self.data.batches(ids, self.batch_size)
+        for logits, embedded in inference_batches(self.model, batches, self.batch_size, with_embeddings):
+            end = row + logits.shape[0]
+            probs[row:end] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+            if embedded is not None:
+                emb = np.empty((len(ids), embedded.shape[1])) if emb is None else emb
+                emb[row:end] = embedded.float().cpu().numpy()
+            row = end
+        self._probs[_key(ids)] = probs
+        if emb is not None:
+            self._embeddings[_key(ids)] = emb
         self.seconds += time.perf_counter() - start
 
 

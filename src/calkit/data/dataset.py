@@ -111,7 +111,11 @@ class Dataset:
         return Path(self.files[pos]) if self.files is not None else self.x_train[pos]
 
     def fingerprint(self) -> str:
-        """A short hash of the data, stored in a run so `resume` refuses other data."""
+        """A short hash of the data, stored in a run so `resume` refuses other data (computed once:
+        a pool on disk is read whole for it)."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return cached
         h = hashlib.sha256()
         splits = (self.x_train, self.y_train, self.ids, self.x_test, self.y_test)
         for arr in splits + ((self.x_val, self.y_val) if self.has_val else ()):
@@ -121,7 +125,8 @@ class Dataset:
                 h.update(str(arr.shape).encode())
                 hash_rows(h, arr)  # a chunk at a time: same digest, bounded memory
         h.update("\x1f".join(self.class_names).encode())
-        return h.hexdigest()[:16]
+        object.__setattr__(self, "_fingerprint", h.hexdigest()[:16])
+        return self.__dict__["_fingerprint"]
 
 
 def validate_dataset(ds: Dataset) -> None:
