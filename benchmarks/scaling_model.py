@@ -133,7 +133,7 @@ def human(seconds: float) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| GPUs | machines | scoring compute | disk read | scoring | cal training | reset training "
+    lines = ["| devices | machines | scoring compute | disk read | scoring | cal training | reset training "
              "| cal round | bounded by |", "|" + "---:|" * 8 + "---|"]
     for r in rows:
         lines.append(f"| {r['gpus']} | {r['nodes']} | {human(r['compute'])} | {human(r['read'])} | "

@@ -141,3 +141,19 @@ def test_commands_that_run_in_one_process_refuse_torchrun(monkeypatch, capsys, t
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["report", str(two_process_run)]) == 2
     assert "runs in one process; torchrun can launch run, resume, compare" in capsys.readouterr().err
+
+
+def test_compare_on_two_processes_reports_what_one_process_reports(tmp_path):
+    args = ("compare", "--dataset", "digits", "--policies", "cal", "--seeds", "1", "--budgets", "100,200",
+            "--setups", "same")
+    done = torchrun("-m", "calkit", *args, "--out", str(tmp_path / "two"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    two, one = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("two", "one"))
+    runs = sorted((tmp_path / "one" / "same").iterdir())
+    assert runs and [p.name for p in runs] == sorted(p.name for p in (tmp_path / "two" / "same").iterdir())
+    for run in runs:
+        shared = metrics(tmp_path / "two" / "same" / run.name)
+        assert [r["sample_gradients"] for r in shared] == [r["sample_gradients"] for r in metrics(run)]
+        assert all(abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.005 for a, b in zip(shared, metrics(run)))
+    assert two["baseline"] == one["baseline"] and set(two["setups"]) == set(one["setups"])

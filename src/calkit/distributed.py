@@ -20,7 +20,8 @@ from __future__ import annotations
 import datetime
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -94,13 +95,18 @@ class Ranks:
         return total
 
     def on_main(self, fn: Callable[[], T]) -> T:
-        """``fn()`` run on rank 0 only; its result, or its error, reaches every rank."""
+        """``fn()`` run on rank 0 only; its result, or its error, reaches every rank.
+
+        While ``fn`` runs, :func:`current` says one rank: rank 0 works alone, so what ``fn`` opens
+        (a run, say) makes no collective call the other ranks would not join.
+        """
         if not self.distributed:
             return fn()
         outcome: tuple[bool, Any] = (True, None)
         if self.is_main:
             try:
-                outcome = (True, fn())
+                with _alone():
+                    outcome = (True, fn())
             except BaseException as exc:  # noqa: BLE001 - sent to the other ranks, then raised here
                 outcome = (False, exc)
         ok, value = self.broadcast(_picklable(outcome))
@@ -140,6 +146,16 @@ def _picklable(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
 
 
 _current = Ranks()
+
+
+@contextmanager
+def _alone() -> Iterator[None]:
+    global _current
+    saved, _current = _current, Ranks()
+    try:
+        yield
+    finally:
+        _current = saved
 
 
 def current() -> Ranks:

@@ -496,7 +496,8 @@ def score_subset(
     """A seeded random subset of ``multiple * round_size`` candidates, or all of them.
 
     Once continual training is cheap, scoring the whole unlabeled pool dominates a round; the
-    top-b of a large random subset is nearly as informative (BENCHMARKS.md measures the cost).
+    top-b of a large random subset is a cheaper pick (BENCHMARKS.md, "Scaling", models the time
+    it saves; how much less informative the pick is has not been measured).
     """
     if multiple is None or len(candidates) <= multiple * round_size:
         return candidates

@@ -13,7 +13,6 @@ each: a few per cent of scoring time.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_MMAP_THRESHOLD = -3  #: mallopt's parameter number, from glibc's malloc.h
 LARGE_BLOCK = 4 * 2**20
@@ -29,9 +28,8 @@ def map_large_blocks(threshold: int = LARGE_BLOCK) -> bool:
     global _done
     if _done:
         return True
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols, the C library's among them (no lookup process)
         _done = bool(libc.mallopt(M_MMAP_THRESHOLD, threshold))
     except (OSError, AttributeError):
         return False
