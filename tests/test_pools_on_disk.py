@@ -205,3 +205,23 @@ def test_a_run_on_a_pool_on_disk_equals_the_run_in_memory(tmp_path):
         runs[name] = tmp_path / name
     assert comparable(metrics(runs["disk"])) == comparable(metrics(runs["memory"]))
     assert labeled_set(runs["disk"]) == labeled_set(runs["memory"])
+
+
+def test_the_augmentation_hook_reaches_training_through_the_run_api(tmp_path):
+    from calkit import Run
+
+    seen = []
+
+    def augment(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.shape[0])
+        return x + 0.01 * torch.randn_like(x)
+
+    run = Run.create(tmp_path / "run", dataset=make_blobs(), policy="cal", initial=30, round_size=20, rounds=2,
+                     augment=augment)
+    try:
+        run.advance()
+    finally:
+        run.close()
+    assert seen and max(seen) <= 64 * 3  # training steps (new + replay), never a scoring batch of the pool
+    with pytest.raises(Exception, match="augment= takes a function"):
+        Run.create(tmp_path / "bad", dataset=make_blobs(), rounds=2, augment=3)

@@ -89,6 +89,7 @@ class Run:
         config: RunConfig | None = None,
         start_from: str | Path | None = None,
         progress: Progress | None = None,
+        augment: Callable | None = None,
         **options: object,
     ) -> "Run":
         """Validate every option and build every component, then lay out the run directory.
@@ -97,9 +98,12 @@ class Run:
         ``round_size=50``, ``oracle="people"``); ``config`` is a base they override. ``policy``,
         ``acquisition`` and ``model`` take names or objects (a Policy, an Acquisition, an
         ``nn.Module`` returning logits or a function making one). The initial random query is
-        opened at once, so people can start labeling before any model exists.
+        opened at once, so people can start labeling before any model exists. ``augment`` is a
+        function applied to every training batch (calkit.tensors); like a model object, pass it
+        to :meth:`open` again to train on.
         """
         cfg, data, components = _configure(config, dataset, policy, acquisition, model, options)
+        components.update(_augment(augment))
         loop = ActiveLoop.create(path, cfg, dataset=data, progress=progress, start_from=start_from, **components)
         loop.open_initial_query()
         return cls(loop.dir, loop.cfg, loop.dataset, loop.ledger, components, progress, loop)
@@ -114,13 +118,14 @@ class Run:
         acquisition: object = None,
         model: ModelArg = None,
         progress: Progress | None = None,
+        augment: Callable | None = None,
     ) -> "Run":
         """Reopen a run with the settings it was created with (from its config.yaml).
 
         To train a run created with a custom policy, acquisition or model, pass the same objects
         again; labeling and status need none of them.
         """
-        components = _components(policy, acquisition, model)
+        components = {**_components(policy, acquisition, model), **_augment(augment)}
         run_dir, cfg, ledger, data = open_parts(path, dataset, components.get("policy"), components.get("acquisition"))
         differ = object_disagrees(components["policy"], cfg) if "policy" in components else []
         if differ:
@@ -420,6 +425,14 @@ def _components(policy: object, acquisition: object, model: ModelArg) -> dict:
     elif callable(model) and not isinstance(model, str):
         out["model_factory"] = model
     return out
+
+
+def _augment(augment: object) -> dict:
+    if augment is None:
+        return {}
+    if not callable(augment):
+        raise ConfigError(f"augment= takes a function of a batch tensor, got {type(augment).__name__}")
+    return {"augment": augment}
 
 
 def _fresh_copies(module: nn.Module) -> Callable[[], nn.Module]:
