@@ -126,7 +126,7 @@ class StreamedData(PoolData):
         self._split_x = {"test": dataset.x_test, "val": dataset.x_val}
 
     def features(self, ids: np.ndarray) -> torch.Tensor:
-        rows = read_rows(self.dataset.x_train, self.dataset.positions(ids))
+        rows = read_rows(self.dataset.x_train, self.dataset.positions(ids), keep_mapped=True)
         return self._to_device(torch.from_numpy(rows))
 
     def batches(self, ids: np.ndarray, batch_size: int) -> Iterator[torch.Tensor]:
@@ -163,10 +163,10 @@ class _RowBatches(TorchDataset):
         return torch.from_numpy(read_rows(self.source, self.positions[i * self.batch_size : (i + 1) * self.batch_size]))
 
 
-def read_rows(source: Features, positions: np.ndarray) -> np.ndarray:
-    """Rows of an array or a store, as a float32 array in memory."""
+def read_rows(source: Features, positions: np.ndarray, keep_mapped: bool = False) -> np.ndarray:
+    """Rows of an array or a store, as a float32 array in memory (``keep_mapped``: RowStore.read)."""
     if isinstance(source, RowStore):
-        return source.read(positions)
+        return source.read(positions, keep_mapped)
     return np.ascontiguousarray(source[positions], dtype=np.float32)
 
 

@@ -1,10 +1,12 @@
 """Feature rows that stay on disk: one or more ``.npy`` files read a batch at a time.
 
 A pool of millions of items does not fit in memory, let alone on a GPU. A :class:`RowStore`
-keeps only file names and a row index; every read maps the files, copies the rows it needs and
+keeps only file names and a row index; a read maps the files, copies the rows it needs and
 unmaps them again, so the process's resident memory holds the batch, not the pool (pages the
 mapping touched leave the process with it; the kernel's page cache keeps them for the next
-read). Selecting rows (``store[rows]``, a slice) gives another store, lazily, which is how test
+read). Reads of a few rows at a time at random (training steps) may keep their mappings instead
+(``keep_mapped``): mapping costs more than reading a few rows, and only the rows read stay
+resident, the labeled ones. Selecting rows (``store[rows]``, a slice) gives another store, lazily, which is how test
 and validation splits and pool subsets are cut from data on disk without copying it.
 
 Stored values may be any real dtype (``uint8`` images take a quarter of the space); reads
@@ -14,6 +16,7 @@ return float32 as is, with no scaling.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +36,7 @@ class _Shard:
     rows: int
     item_shape: tuple[int, ...]
     dtype: np.dtype
+    offset: int  #: where the data starts, after the .npy header
 
     @classmethod
     def open(cls, path: Path) -> "_Shard":
@@ -48,12 +52,16 @@ class _Shard:
                 raise DataError(f"{path}: features must be numeric, got dtype {arr.dtype}")
             if not arr.flags.c_contiguous:
                 raise DataError(f"{path}: stored in Fortran order; save it with numpy.save of a C-ordered array")
-            return cls(path, int(arr.shape[0]), tuple(int(s) for s in arr.shape[1:]), arr.dtype)
+            return cls(path, int(arr.shape[0]), tuple(int(s) for s in arr.shape[1:]), arr.dtype, int(arr.offset))
         finally:
             del arr  # unmaps
 
-    def mapped(self) -> np.ndarray:
-        return np.load(self.path, mmap_mode="r", allow_pickle=False)
+    def map(self) -> tuple[mmap.mmap, np.ndarray]:
+        """The file mapped, and the array over it (drop the array before closing the map)."""
+        with open(self.path, "rb") as fh:
+            mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        count = self.rows * int(np.prod(self.item_shape))
+        return mapping, np.frombuffer(mapping, self.dtype, count, self.offset).reshape(self.rows, *self.item_shape)
 
 
 class RowStore:
@@ -73,6 +81,7 @@ class RowStore:
                                 f"{first.item_shape}; every shard must hold items of one shape")
         self._starts = np.cumsum([0] + [s.rows for s in self._shards])
         self._rows = None if rows is None else np.asarray(rows, dtype=np.int64)
+        self._kept: dict[int, tuple[mmap.mmap, np.ndarray]] = {}  #: mappings kept by keep_mapped reads
 
     # -- what it looks like ---------------------------------------------------------------
     @property
@@ -130,19 +139,29 @@ class RowStore:
         out._init(positions if self._rows is None else self._rows[positions])
         return out
 
-    def read(self, positions: np.ndarray) -> np.ndarray:
-        """The rows at these positions, in this order, as a float32 array in memory."""
+    def read(self, positions: np.ndarray, keep_mapped: bool = False) -> np.ndarray:
+        """The rows at these positions, in this order, as a float32 array in memory.
+
+        ``keep_mapped``: keep the files mapped for the next read (small random reads, such as
+        training steps); by default each read unmaps what it mapped, for passes over the pool.
+        """
         rows = self._global(self._check_positions(positions))
         out = np.empty((len(rows), *self.shape[1:]), dtype=np.float32)
         shard_of = np.searchsorted(self._starts, rows, side="right") - 1
         for s in np.unique(shard_of):
             where = np.flatnonzero(shard_of == s)
             local = rows[where] - self._starts[s]
-            mapped = self._shards[s].mapped()
+            if keep_mapped:
+                if s not in self._kept:
+                    self._kept[s] = self._shards[s].map()
+                out[where] = _gather(self._kept[s][1], local)
+                continue
+            mapping, array = self._shards[s].map()
             try:
-                out[where] = _gather(mapped, local)
+                out[where] = _gather(array, local)
             finally:
-                del mapped  # unmap: the pages leave this process's resident set
+                del array
+                mapping.close()  # unmap: the pages leave this process's resident set
         return out
 
     def chunks(self, rows_per_chunk: int | None = None) -> Iterator[np.ndarray]:
@@ -158,7 +177,7 @@ class RowStore:
 
     # -- pickling: a DataLoader worker gets file names, not data ------------------------------
     def __getstate__(self) -> dict:
-        return {"shards": self._shards, "rows": self._rows}
+        return {"shards": self._shards, "rows": self._rows}  # not the kept mappings
 
     def __setstate__(self, state: dict) -> None:
         self._shards = state["shards"]
