@@ -667,6 +667,10 @@ def _advance(run) -> int:
         print(f"round {status.round}: {status.pending} items await labels{disputed}. "
               f"label them in the browser (`calkit serve {path}`), or with files: `calkit query {path}`, "
               f"`calkit ingest {path} FILE`, then `calkit resume {path}`")
+    from calkit.distributed import current
+
+    if current().distributed:
+        return 0  # torchrun takes any other status for a failed rank and stops the rest; `calkit status` tells
     return EXIT_STATUS.get(status.state, 0)
 
 

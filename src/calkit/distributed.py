@@ -33,9 +33,22 @@ from calkit.errors import CalkitError, ConfigError
 
 T = TypeVar("T")
 
-#: How long a rank waits for the others at a collective before giving up (a dead peer usually
-#: ends the job sooner: torchrun stops every rank when one fails).
-TIMEOUT = datetime.timedelta(minutes=30)
+#: How long a rank waits for the others at a collective before giving up, unless
+#: CALKIT_COLLECTIVE_TIMEOUT_MIN says otherwise. A dead peer ends the job sooner (torchrun stops
+#: every rank when one fails); a wait this long is rank 0 alone reading a huge pool (the NaN check
+#: and fingerprint of a pool of terabytes take a pass over it each) while the others wait.
+DEFAULT_TIMEOUT_MIN = 120
+
+
+def timeout() -> datetime.timedelta:
+    text = os.environ.get("CALKIT_COLLECTIVE_TIMEOUT_MIN", str(DEFAULT_TIMEOUT_MIN))
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise ConfigError(f"CALKIT_COLLECTIVE_TIMEOUT_MIN={text!r} is not a number of minutes") from None
+    if not minutes > 0:
+        raise ConfigError(f"CALKIT_COLLECTIVE_TIMEOUT_MIN must be positive, got {text}")
+    return datetime.timedelta(minutes=minutes)
 
 
 class RemoteError(CalkitError):
@@ -94,6 +107,12 @@ class Ranks:
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total
 
+    def broadcast_tensors(self, tensors: list[torch.Tensor]) -> None:
+        """Overwrite these tensors with rank 0's, in place."""
+        if self.distributed:
+            for tensor in tensors:
+                dist.broadcast(tensor, src=0)
+
     def on_main(self, fn: Callable[[], T]) -> T:
         """``fn()`` run on rank 0 only; its result, or its error, reaches every rank.
 
@@ -134,12 +153,12 @@ class Ranks:
 
 
 def _picklable(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
-    """An error that does not pickle travels as a RemoteError with its message."""
+    """An error that does not travel (pickle and unpickle) travels as a RemoteError with its message."""
     ok, value = outcome
     if ok:
         return outcome
     try:
-        pickle.dumps(value)
+        pickle.loads(pickle.dumps(value))
         return outcome
     except Exception:  # noqa: BLE001
         return False, RemoteError(f"on rank 0: {type(value).__name__}: {value}")
@@ -164,7 +183,12 @@ def current() -> Ranks:
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Whether the environment describes a job of several processes (torchrun sets WORLD_SIZE)."""
+    text = os.environ.get("WORLD_SIZE", "1")
+    try:
+        return int(text) > 1
+    except ValueError:
+        raise ConfigError(f"WORLD_SIZE={text!r} is not a number of processes; launch with torchrun") from None
 
 
 def init_from_environment(device: str = "cpu") -> Ranks:
@@ -186,7 +210,10 @@ def init_from_environment(device: str = "cpu") -> Ranks:
             raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
         torch.cuda.set_device(local)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world, timeout=TIMEOUT)
+        try:
+            dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=world, timeout=timeout())
+        except ValueError as exc:  # MASTER_ADDR or MASTER_PORT missing
+            raise ConfigError(f"cannot join the job's process group ({exc}); launch with torchrun") from None
     _current = Ranks(rank, world, local)
     return _current
 

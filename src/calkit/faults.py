@@ -2,7 +2,8 @@
 
 It lets the tests prove that resume survives a kill -9 at each step of a round; the points are
 ``query:T``, ``labels:T``, ``train:T`` (after each epoch) and ``checkpoint:T``. On several
-processes (torchrun) ``CALKIT_FAULT_RANK=R`` kills only rank R there.
+processes (torchrun) ``CALKIT_FAULT_RANK=R`` kills only rank R there; ``labels:T`` and
+``checkpoint:T`` are reached by rank 0 only (it alone writes), so they fire for R = 0 only.
 """
 
 from __future__ import annotations

@@ -130,6 +130,8 @@ class ActiveLoop:
         """
         ranks = current()
         if ranks.distributed:  # rank 0 lays the run out (or fails, on every rank); all then open it
+            checked = ranks.on_main(lambda: resolve(cfg.validate(), policy, acquisition))
+            dataset = dataset or dataset_for(checked)  # loaded once per rank: a pass over the pool each time
             ranks.on_main(lambda: cls._create_here(path, cfg, dataset, model_factory, None, start_from, policy,
                                                    acquisition, augment).close())
             return cls.open(path, dataset, model_factory, progress, policy, acquisition, augment)
@@ -165,6 +167,7 @@ class ActiveLoop:
             "class_names": list(dataset.class_names),
             "config": cfg.to_dict(),
             "start_from": None if start is None else start["source"],
+            "augment": None if augment is None else getattr(augment, "__name__", type(augment).__name__),
         }
         ledger = Ledger.create(run_dir.ledger, dataset.ids.tolist(), meta)
         return cls(run_dir, cfg, dataset, ledger, model_factory, progress, policy, acquisition, augment)
@@ -199,6 +202,11 @@ class ActiveLoop:
         transaction that closed it.
         """
         main = self.ranks.on_main
+        augmented = main(lambda: self.ledger.meta("augment", None))
+        if augmented and self.data.augment is None:
+            raise ConfigError(f"{self.dir.path} trains with an augmentation ({augmented}), which is code, not a "
+                              "setting; to train it, pass it again: Run.open(path, augment=...) or "
+                              "ActiveLoop.open(path, augment=...)")
         if self.oracle.name == "people" and main(self.status).state == "awaiting_labels":
             main(lambda: self.dir.publish_metrics(self.ledger.metrics()))  # in case a crash came between the two writes
             return main(self.status)  # nothing to train: no restore

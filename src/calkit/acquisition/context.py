@@ -82,6 +82,10 @@ class ShardedScoringContext(ModelScoringContext):
     def __init__(self, model: nn.Module, data: PoolData, rng: np.random.Generator, batch_size: int, ranks: Ranks):
         super().__init__(model, data, rng, batch_size)
         self.ranks = ranks
+        # Gathered answers apart from this rank's own: a rank whose share is every candidate
+        # would otherwise find the gathered answer cached and skip a gather the others join.
+        self._gathered_probs: dict[bytes, np.ndarray] = {}
+        self._gathered_embeddings: dict[bytes, np.ndarray] = {}
 
     def my_share(self, n: int) -> np.ndarray:
         """This rank's positions among ``n`` candidates."""
@@ -92,10 +96,10 @@ class ShardedScoringContext(ModelScoringContext):
         return super().probabilities(ids)
 
     def probabilities(self, ids: np.ndarray) -> np.ndarray:
-        return self._gathered(ids, self._probs, super().probabilities)
+        return self._gathered(ids, self._gathered_probs, super().probabilities)
 
     def embeddings(self, ids: np.ndarray) -> np.ndarray:
-        return self._gathered(ids, self._embeddings, super().embeddings)
+        return self._gathered(ids, self._gathered_embeddings, super().embeddings)
 
     def merge_top(self, positions: np.ndarray, scores: np.ndarray, order_key: np.ndarray, k: int
                   ) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """A folder of ``.npy`` files as a dataset whose pool stays on disk (memory-mapped, read in batches).
 
-Layout (``x`` may be one file or shards named ``x-*.npy``, concatenated in name order; the same
-holds for every feature and label file)::
+Layout (``x`` may be one file or shards named ``x-*.npy``, concatenated in name order with numbers
+compared as numbers, so ``x-2`` comes before ``x-10``; the same holds for every feature and label
+file)::
 
     pool/
       x.npy | x-00000.npy x-00001.npy ...   pool features, shape (n, ...), any real dtype
@@ -17,6 +18,7 @@ Splits cut from the pool are lazy row selections, so nothing the size of the poo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +58,15 @@ def load_npy_folder(path: Path, test_fraction: float) -> Dataset:
 def _files(path: Path, stem: str) -> list[Path]:
     """``stem.npy``, or its shards ``stem-*.npy`` in name order; both at once is ambiguous."""
     single = path / f"{stem}.npy"
-    shards = sorted(p for p in path.glob(f"{stem}-*.npy") if p.is_file())
+    shards = sorted(path.glob(f"{stem}-*.npy"), key=_natural)  # x-2 before x-10; a broken link fails on open
     if single.is_file() and shards:
         raise DataError(f"{path}: both {single.name} and shards {shards[0].name}... present; keep one")
     return [single] if single.is_file() else shards
+
+
+def _natural(path: Path) -> list:
+    """Name order with numbers compared as numbers: x-2.npy before x-10.npy, padded or not."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
 def _small(path: Path, stem: str) -> np.ndarray | None:
@@ -75,6 +82,8 @@ def _small(path: Path, stem: str) -> np.ndarray | None:
             raise DataError(f"{f}: not a readable .npy file (strings must be a unicode array): {exc}") from None
     if any(p.ndim != 1 for p in parts):
         raise DataError(f"{path}: {stem} must be 1-D, one entry per item")
+    if len({"text" if p.dtype.kind in "US" else "number" for p in parts}) > 1:
+        raise DataError(f"{path}: the {stem} shards mix strings and numbers; use one or the other")
     return np.concatenate(parts)
 
 
@@ -82,7 +91,11 @@ def _class_names(path: Path) -> tuple[str, ...] | None:
     file = path / "classes.txt"
     if not file.is_file():
         return None
-    names = tuple(line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip())
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise DataError(f"{file}: not readable as UTF-8 text: {exc}") from None
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if not names:
         raise DataError(f"{file}: no class names in it (one per line)")
     return names

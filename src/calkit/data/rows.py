@@ -26,6 +26,8 @@ import numpy as np
 
 from calkit.errors import DataError
 
+#: Shards a store keeps mapped for random reads at most (each mapping holds a file descriptor).
+KEPT_MAPPINGS = 32
 #: Rows per read when a whole store is walked (checks, fingerprints): about 64 MB of float32 at 784 features.
 CHUNK_BYTES = 64 * 2**20
 
@@ -79,6 +81,9 @@ class RowStore:
             if shard.item_shape != first.item_shape:
                 raise DataError(f"{shard.path}: items have shape {shard.item_shape}, but {first.path}'s have "
                                 f"{first.item_shape}; every shard must hold items of one shape")
+            if shard.dtype != first.dtype:
+                raise DataError(f"{shard.path}: dtype {shard.dtype}, but {first.path}'s is {first.dtype}; every "
+                                "shard must have one dtype")
         self._starts = np.cumsum([0] + [s.rows for s in self._shards])
         self._rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self._kept: dict[int, tuple[mmap.mmap, np.ndarray]] = {}  #: mappings kept by keep_mapped reads
@@ -124,11 +129,17 @@ class RowStore:
             if not -n <= key < n:
                 raise IndexError(f"row {key} out of range for {n} rows")
             return self.read(np.array([key % n]))[0]
+        if isinstance(key, tuple):
+            raise IndexError("a row store selects rows only: one index, not a tuple")
         if isinstance(key, slice):
             return self.take(np.arange(len(self))[key])
         index = np.asarray(key)
         if index.dtype == bool:
+            if index.shape != (len(self),):
+                raise IndexError(f"a boolean mask must have one entry per row ({len(self)}), got shape {index.shape}")
             index = np.flatnonzero(index)
+        if index.ndim != 1:
+            raise IndexError("rows are selected with an int, a slice, a 1-D integer array or a boolean mask")
         return self.take(index)
 
     def take(self, positions: np.ndarray) -> "RowStore":
@@ -152,9 +163,7 @@ class RowStore:
             where = np.flatnonzero(shard_of == s)
             local = rows[where] - self._starts[s]
             if keep_mapped:
-                if s not in self._kept:
-                    self._kept[s] = self._shards[s].map()
-                out[where] = _gather(self._kept[s][1], local)
+                out[where] = _gather(self._kept_map(int(s)), local)
                 continue
             mapping, array = self._shards[s].map()
             try:
@@ -164,9 +173,28 @@ class RowStore:
                 mapping.close()  # unmap: the pages leave this process's resident set
         return out
 
+    def _kept_map(self, s: int) -> np.ndarray:
+        """Shard ``s`` mapped for random reads, kept for the next (the least recently used of more
+        than :data:`KEPT_MAPPINGS` is closed: each holds a file descriptor)."""
+        if s in self._kept:
+            self._kept[s] = self._kept.pop(s)  # most recently used last
+        else:
+            if len(self._kept) >= KEPT_MAPPINGS:
+                oldest = next(iter(self._kept))
+                mapping, array = self._kept.pop(oldest)
+                del array
+                mapping.close()
+            mapping, array = self._shards[s].map()
+            if hasattr(mmap, "MADV_RANDOM"):
+                mapping.madvise(mmap.MADV_RANDOM)  # no read-around: only the rows read become resident
+            self._kept[s] = (mapping, array)
+        return self._kept[s][1]
+
     def chunks(self, rows_per_chunk: int | None = None) -> Iterator[np.ndarray]:
         """Every row, in order, a chunk at a time (float32, in memory)."""
         step = rows_per_chunk or chunk_rows(self.shape)
+        if step < 1:
+            raise ValueError(f"rows per chunk must be positive, got {step}")
         for start in range(0, len(self), step):
             yield self.read(np.arange(start, min(start + step, len(self))))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -107,10 +109,13 @@ class Trainer:
                     if lr_at is not None:
                         set_learning_rate(optimizer, lr_at(steps))
                     mine = step.share(self.ranks)
-                    out = policy.loss(mine, ctx)
+                    with self._own_random_stream(steps):
+                        out = policy.loss(mine, ctx)
                     optimizer.zero_grad(set_to_none=True)
                     out.loss.backward()
                     optimizer.step()
+                    if self.ranks.distributed:  # BatchNorm statistics: rank 0's, on every rank
+                        self.ranks.broadcast_tensors(list(model.buffers()))
                     self.meter.count_step(len(step.ids) + step.extra_gradients, step.extra_forward)
                     steps += 1
                     hits = out.logits.detach().argmax(1) == out.labels
@@ -133,14 +138,22 @@ class Trainer:
             self.finish_round(ctx, policy)
         return FitSummary(epochs, steps, stats.running_accuracy, stats.new_accuracy)
 
+    def _own_random_stream(self, step: int):
+        """On several processes, a step's loss draws (dropout) from a stream of its rank's own, so
+        that each rank's share gets its own masks and torch's main stream, which choosing steps may
+        draw from (MIR's virtual step), stays the same on every rank whatever the shares' sizes."""
+        if not self.ranks.distributed:
+            return nullcontext()
+        return _seeded_fork(self.data.device, self._base_seed + 7919 * (self.ranks.rank + 1) + 104729 * step)
+
     def _wrap(self, model: nn.Module) -> nn.Module | None:
-        """The model in DistributedDataParallel on several processes (each rank's dropout drawn
-        from its own stream), else None: one process trains the model itself."""
+        """The model in DistributedDataParallel on several processes, else None: one process
+        trains the model itself."""
         if not self.ranks.distributed:
             return None
         from torch.nn.parallel import DistributedDataParallel
 
-        torch.manual_seed(torch.initial_seed() + 7919 * self.ranks.rank)
+        self._base_seed = torch.initial_seed()
         on_gpu = self.data.device.type == "cuda"
         return DistributedDataParallel(model, device_ids=[self.data.device.index] if on_gpu else None)
 
@@ -148,6 +161,13 @@ class Trainer:
         """The policy's end-of-round hook (stored targets are made here), metered as forward passes."""
         with self.meter.phase("train"):
             self.meter.forward_samples += policy.end_round(ctx)
+
+
+@contextmanager
+def _seeded_fork(device: torch.device, seed: int) -> Iterator[None]:
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed % 2**63)
+        yield
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
