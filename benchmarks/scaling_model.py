@@ -6,7 +6,8 @@ part bounds the round. Measured inputs (defaults, each with its source):
 
 - one NVIDIA H200, ResNet-18 on 784-feature images (BENCHMARKS.md "Reference settings on a GPU",
   benchmarks/results/gpu_reference_h200_2026-11-28.json): scoring 103,279 items/s (batch 4,096);
-  training 6,953 samples/s at batch 64 and 17,012 at batch 192 (a CAL step: 64 new + 128 replayed).
+  training 6,953 samples/s at batch 64 and 17,012 at batch 192 (the paper's CAL step, 64 + 128;
+  calkit's `cal` replays m' = m, a step of 64 + 64).
   The two training points give a step time of a + c * batch: a fixed per-step cost and a
   per-sample one, which is what splitting a step over GPUs can shrink.
 
@@ -79,12 +80,14 @@ class Round:
 
     @property
     def cal_steps(self) -> int:
-        epochs = math.ceil(self.cal_passes * self.labeled / self.round_size)
+        """cal's rule: ceil(passes x labeled / new) epochs over the new items, the labeled set
+        counted with the round's new items."""
+        epochs = math.ceil(self.cal_passes * (self.labeled + self.round_size) / self.round_size)
         return max(40, epochs * math.ceil(self.round_size / self.new_per_step))
 
     @property
     def reset_steps(self) -> int:
-        return self.reset_epochs * math.ceil(self.labeled / self.new_per_step)
+        return self.reset_epochs * math.ceil((self.labeled + self.round_size) / self.new_per_step)
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def main() -> None:
     args = parser.parse_args()
     device = h200() if args.device == "h200" else this_cpu()
     rnd = Round(int(args.pool), args.round_size, args.labeled, args.feature_bytes, args.score_multiple,
-                cal_passes=2.0, new_per_step=64, replay_per_step=128, reset_epochs=args.reset_epochs)
+                cal_passes=2.0, new_per_step=64, replay_per_step=64, reset_epochs=args.reset_epochs)
     rows = [estimate(device, rnd, Cluster(int(g), args.per_node if args.device == "h200" else 1, args.read_gb_s,
                                           args.nvlink_gb_s, args.network_gb_s))
             for g in args.gpus.split(",")]
@@ -167,7 +170,8 @@ def main() -> None:
           f"{device.step_fixed_s * 1e3:.2f} ms + {device.step_per_sample_s * 1e6:.1f} us per sample "
           f"({device.source})")
     print(f"round: {rnd.candidates:,} candidates of {rnd.feature_bytes:,} bytes, {rnd.round_size:,} new, "
-          f"{rnd.labeled:,} labeled; cal {rnd.cal_steps:,} steps of 64 + 128, reset {rnd.reset_steps:,} steps of 64; "
+          f"{rnd.labeled:,} labeled before it; cal {rnd.cal_steps:,} steps of 64 + 64 (m' = m), reset "
+          f"{rnd.reset_steps:,} steps of 64; "
           f"disk {args.read_gb_s:g} GB/s per machine, all-reduce {args.nvlink_gb_s:g} GB/s in a machine and "
           f"{args.network_gb_s:g} GB/s between machines (assumed)\n")
     print(table(rows))

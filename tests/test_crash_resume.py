@@ -38,7 +38,9 @@ def assert_same_as_uninterrupted(run_dir: Path, reference: Path) -> None:
     assert comparable(metrics(run_dir)) == comparable(metrics(reference))
 
 
-@pytest.mark.parametrize("fault", ["query:1", "labels:0", "labels:2", "train:0", "train:2", "checkpoint:2", "query:4"])
+# One point of each kind (the initial round's training is special: no history, no start), to keep
+# the suite's time; the lookahead, shared-start and distributed tests kill at others.
+@pytest.mark.parametrize("fault", ["query:1", "labels:2", "train:0", "train:2", "checkpoint:2"])
 def test_kill_at_each_step_then_resume(fault, data_file, uninterrupted, tmp_path):
     out = tmp_path / "run"
     resumed = crash_then_resume(out, "--dataset", str(data_file), *RUN_FLAGS, fault=fault)

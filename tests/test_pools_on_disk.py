@@ -149,8 +149,48 @@ def test_folder_problems_are_named(tmp_path):
     bad = ds.x_train[:60].copy()
     bad[7, 1] = np.nan
     np.save(folder / "x-00002.npy", bad)
-    with pytest.raises(DataError, match=r"NaN or infinite.*\[187\]"):
+    with pytest.raises(DataError, match=r"x-00002.npy: pool features have NaN or infinite values in rows \[7\]"):
         load_dataset(folder)
+    bad[7, 1] = 0
+    np.save(folder / "x-00002.npy", bad.astype(np.float64))
+    with pytest.raises(DataError, match="every shard must have one dtype"):
+        load_dataset(folder)
+
+
+def test_shards_go_in_numeric_order_padded_or_not(tmp_path):
+    x = np.arange(12 * 2, dtype=np.float32).reshape(12, 2)
+    for i in range(12):
+        np.save(tmp_path / f"x-{i}.npy", x[i : i + 1])  # x-10 sorts before x-2 by name alone
+    np.save(tmp_path / "y.npy", np.arange(12) % 2)
+    ds = load_dataset(tmp_path, test_fraction=0, val_fraction=0)
+    np.testing.assert_array_equal(np.asarray(ds.x_train), x)
+
+
+def test_store_indexing_refuses_what_numpy_would_read_otherwise(tmp_path):
+    x = np.zeros((50, 3), dtype=np.float32)
+    store = RowStore(_shards(tmp_path, x, (50,)))
+    for key in (np.ones(10, dtype=bool), True, (1, 2)):
+        with pytest.raises(IndexError):
+            store[key]
+    with pytest.raises(ValueError):
+        list(store.chunks(-1))
+
+
+def test_a_large_store_is_fingerprinted_by_a_sample_of_rows(tmp_path, monkeypatch):
+    """Opening a run checks the fingerprint: a pool of terabytes must not be read whole for it."""
+    import calkit.data.rows as rows
+
+    monkeypatch.setattr(rows, "FINGERPRINT_ROWS", 10)
+    ds = make_blobs()
+    folder = _folder(tmp_path, ds)
+    data = load_dataset(folder)
+    read, original = [], RowStore.read
+    monkeypatch.setattr(RowStore, "read", lambda self, p, keep_mapped=False: read.append(len(p)) or original(self, p))
+    before = data.fingerprint()
+    assert sum(read) == 30  # 10 rows each of the pool, the test split and the validation split
+    x = np.load(folder / "x-00000.npy")
+    np.save(folder / "x-00000.npy", x + 1)
+    assert load_dataset(folder).fingerprint() != before
 
 
 # -- streamed placement -----------------------------------------------------------------------
@@ -225,3 +265,22 @@ def test_the_augmentation_hook_reaches_training_through_the_run_api(tmp_path):
     assert seen and max(seen) <= 64 * 3  # training steps (new + replay), never a scoring batch of the pool
     with pytest.raises(Exception, match="augment= takes a function"):
         Run.create(tmp_path / "bad", dataset=make_blobs(), rounds=2, augment=3)
+
+
+def test_a_run_made_with_an_augmentation_refuses_to_train_without_it(tmp_path):
+    from calkit.errors import ConfigError
+
+    loop = ActiveLoop.create(tmp_path / "run", RunConfig(initial=30, round_size=20, rounds=2), dataset=make_blobs(),
+                             augment=lambda x: x)
+    loop.close()
+    plain = ActiveLoop.open(tmp_path / "run", dataset=make_blobs())
+    try:
+        with pytest.raises(ConfigError, match="pass it again"):
+            plain.run()
+    finally:
+        plain.close()
+    again = ActiveLoop.open(tmp_path / "run", dataset=make_blobs(), augment=lambda x: x)
+    try:
+        assert again.run().complete
+    finally:
+        again.close()

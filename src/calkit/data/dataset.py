@@ -175,8 +175,8 @@ def _check_split(ds: Dataset, split: str, x: Features | None, y: np.ndarray | No
 
 def _check_finite(name: str, split: str, x: Features) -> None:
     """Every row finite; read a chunk at a time, so a pool on disk is never held in memory."""
-    if isinstance(x, RowStore) and x.stored_dtype.kind != "f":
-        return  # integers are finite
+    if isinstance(x, RowStore) and (x.stored_dtype.kind != "f" or x.finite_checked):
+        return  # integers are finite; the loader checked the files, and named file rows
     bad_parts, offset = [], 0
     for chunk in row_chunks(x):
         finite = np.isfinite(chunk.reshape(chunk.shape[0], -1)).all(axis=1)

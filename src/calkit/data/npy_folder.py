@@ -38,6 +38,7 @@ def load_npy_folder(path: Path, test_fraction: float) -> Dataset:
     where = str(path)
     x = RowStore(_files(path, "x"))
     _check_not_empty(where, "x", x)
+    x.check_finite("pool features")
     names = _class_names(path)
     y = _small(path, "y")
     if y is None and names is None:
@@ -110,6 +111,7 @@ def _split(path: Path, split: str, x: RowStore, labels: dict[str, np.ndarray]) -
         return None
     features = RowStore(x_files)
     _check_not_empty(str(path), f"x_{split}", features)
+    features.check_finite(f"{split} features")
     if features.shape[1:] != x.shape[1:]:
         raise DataError(f"{path}: x_{split} items have shape {features.shape[1:]}, x items have {x.shape[1:]}")
     _check_label_rows(str(path), f"x_{split}", features, f"y_{split}", y)

@@ -87,6 +87,7 @@ class RowStore:
         self._starts = np.cumsum([0] + [s.rows for s in self._shards])
         self._rows = None if rows is None else np.asarray(rows, dtype=np.int64)
         self._kept: dict[int, tuple[mmap.mmap, np.ndarray]] = {}  #: mappings kept by keep_mapped reads
+        self.finite_checked = False  #: set by a loader that checked every row of the files for NaN
 
     # -- what it looks like ---------------------------------------------------------------
     @property
@@ -148,7 +149,24 @@ class RowStore:
         out = object.__new__(RowStore)
         out._shards = self._shards
         out._init(positions if self._rows is None else self._rows[positions])
+        out.finite_checked = self.finite_checked
         return out
+
+    def check_finite(self, what: str = "features") -> None:
+        """Raise DataError naming the first shard and rows with NaN or infinity (file rows)."""
+        for shard in self._shards:
+            if shard.dtype.kind != "f":
+                continue  # integers are finite
+            single = RowStore([shard.path])
+            offset = 0
+            for chunk in single.chunks():
+                finite = np.isfinite(chunk.reshape(len(chunk), -1)).all(axis=1)
+                if not finite.all():
+                    bad = np.flatnonzero(~finite) + offset
+                    raise DataError(f"{shard.path}: {what} have NaN or infinite values in rows {bad[:5].tolist()} "
+                                    "(0-based, in this file) and maybe more")
+                offset += len(chunk)
+        self.finite_checked = True
 
     def read(self, positions: np.ndarray, keep_mapped: bool = False) -> np.ndarray:
         """The rows at these positions, in this order, as a float32 array in memory.
@@ -205,11 +223,12 @@ class RowStore:
 
     # -- pickling: a DataLoader worker gets file names, not data ------------------------------
     def __getstate__(self) -> dict:
-        return {"shards": self._shards, "rows": self._rows}  # not the kept mappings
+        return {"shards": self._shards, "rows": self._rows, "checked": self.finite_checked}  # not the kept mappings
 
     def __setstate__(self, state: dict) -> None:
         self._shards = state["shards"]
         self._init(state["rows"])
+        self.finite_checked = state["checked"]
 
     def _global(self, positions: np.ndarray) -> np.ndarray:
         return positions if self._rows is None else self._rows[positions]
@@ -248,7 +267,22 @@ def row_chunks(x: "np.ndarray | RowStore") -> Iterator[np.ndarray]:
         yield x[start : start + step]
 
 
+#: Rows of a store on disk that its fingerprint reads (evenly spaced), instead of every row.
+FINGERPRINT_ROWS = 65_536
+
+
 def hash_rows(h: "hashlib._Hash", x: "np.ndarray | RowStore") -> None:
-    """Feed the rows' bytes into ``h`` chunk by chunk: the same digest as hashing them at once."""
+    """Feed the rows' bytes into ``h`` chunk by chunk: the same digest as hashing them at once.
+
+    A store on disk larger than :data:`FINGERPRINT_ROWS` rows feeds its files' sizes and dtype
+    and that many evenly spaced rows: every command that opens its run checks the fingerprint,
+    and a pass over terabytes each time would cost hours. A change to other rows goes unseen.
+    """
+    if isinstance(x, RowStore) and len(x) > FINGERPRINT_ROWS:
+        h.update(f"{x.stored_dtype}|{[p.stat().st_size for p in x.paths]}".encode())
+        rows = np.linspace(0, len(x) - 1, FINGERPRINT_ROWS).round().astype(np.int64)
+        for start in range(0, len(rows), 4096):
+            h.update(x.read(rows[start : start + 4096]).tobytes())
+        return
     for chunk in row_chunks(x):
         h.update(np.ascontiguousarray(chunk).tobytes())
