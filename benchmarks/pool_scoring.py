@@ -138,9 +138,13 @@ def table(rows: list[dict], pool_mb: float) -> str:
     lines = [head, "|" + "---|" * 9]
     for r in rows:
         lines.append(f"| {r['procs']} | {r['workers']} | {r['load_s']:.1f} | {r['score_s']:.1f} | "
-                     f"{r['items_per_s']:,.0f} | {r['rss_mb']:,.0f} | {r['workers_rss_mb']:,.0f} | "
+                     f"{r['items_per_s']:,.0f} | {r['rss_mb']:,.0f} | {_workers_mb(r)} | "
                      f"{r['rss_mb'] / pool_mb:.2f} | {r['picked']} |")
     return "\n".join(lines)
+
+
+def _workers_mb(row: dict) -> str:
+    return f"{row['workers_rss_mb']:,.0f}" if row["workers"] else "-"
 
 
 def main() -> None:

@@ -338,6 +338,17 @@ def _join_ranks(args: argparse.Namespace) -> None:
         atexit.register(sys.stdout.close)
 
 
+def _describe_ranks() -> None:
+    """Say so when the command runs on several processes (rank 0 prints it)."""
+    from calkit.distributed import current
+
+    ranks = current()
+    if ranks.distributed:
+        import torch.distributed as dist
+
+        print(f"{ranks.world} processes (torchrun, {dist.get_backend()}); rank 0 writes the run")
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``3`` is seeds 0, 1, 2; ``100-104`` a range (both ends included); ``3,7`` a list."""
     text = text.strip()
@@ -407,6 +418,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(describe(run.dataset))
         print(run.describe())
+        _describe_ranks()
     return _advance(run)
 
 
@@ -450,6 +462,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run = Run.open(args.run_dir, progress=_progress(args.quiet))
     if not args.quiet:
         print(f"resuming {args.run_dir}")
+        _describe_ranks()
     return _advance(run)
 
 

@@ -17,6 +17,7 @@ Labels are small and always live on the device. ``augment`` is applied to traini
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 
@@ -175,4 +176,7 @@ def pool_data(dataset: Dataset, device: torch.device | str = "cpu", stream: bool
     """The placement a run uses: streamed when asked or when the pool is on disk, else on the device."""
     if stream or dataset.is_on_disk:
         return StreamedData(dataset, device, augment, workers)
+    if workers:
+        warnings.warn(f"{workers} loader workers asked for, but {dataset.name} sits on the device whole: they read "
+                      "only streamed data (--stream, or a pool of .npy files)", stacklevel=2)
     return DeviceData(dataset, device, augment)

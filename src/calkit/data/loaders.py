@@ -152,7 +152,9 @@ def describe(ds: Dataset) -> str:
     val = int(ds.x_val.shape[0]) if ds.has_val else 0
     unlabeled = "" if ds.has_pool_labels else " (unlabeled)"
     shape = "x".join(str(s) for s in ds.input_shape)
-    return f"{ds.name}: pool {ds.pool_size}{unlabeled}, validation {val}, test {test}, {ds.n_classes} classes, input {shape}"
+    disk = f", on disk ({len(ds.x_train.paths)} files, read in batches)" if ds.is_on_disk else ""
+    return (f"{ds.name}: pool {ds.pool_size}{unlabeled}, validation {val}, test {test}, {ds.n_classes} classes, "
+            f"input {shape}{disk}")
 
 
 def _check_fraction(fraction: float, name: str = "test_fraction") -> None:
