@@ -87,9 +87,10 @@ def _npy_pool(tmp_path: Path) -> Path:
     return folder
 
 
-def test_two_ranks_pick_what_one_process_picks(tmp_path):
+def test_two_ranks_pick_what_one_process_picks(tmp_path, monkeypatch):
     """On the device and streamed from .npy shards by a DataLoader worker: the same picks, the same
     scores; also when one batch holds every candidate (rank 0 scores them all, rank 1 none)."""
+    monkeypatch.setenv("CALKIT_CACHE", str(tmp_path / "cache"))  # files found finite are remembered there
     sources = [("digits", 0, SCORE_BATCH), (str(_npy_pool(tmp_path)), 1, SCORE_BATCH), ("digits", 0, 4096)]
     out = tmp_path / "picks.json"
     done = torchrun(str(HERE / "distributed_scoring.py"), str(out), *(f"{d}:{w}:{b}" for d, w, b in sources),

@@ -22,6 +22,12 @@ from conftest import make_blobs, save_npz
 from helpers import comparable, labeled_set, metrics
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Files found finite are remembered in the cache: this module's in a folder of its own."""
+    monkeypatch.setenv("CALKIT_CACHE", str(tmp_path / "cache"))
+
+
 def _shards(tmp_path, x, sizes, stem="x"):
     paths, start = [], 0
     for i, n in enumerate(sizes):
@@ -284,3 +290,23 @@ def test_a_run_made_with_an_augmentation_refuses_to_train_without_it(tmp_path):
         assert again.run().complete
     finally:
         again.close()
+
+
+def test_a_file_found_finite_is_not_read_again_until_it_changes(tmp_path, monkeypatch):
+    import os
+
+    x = np.ones((30, 4), dtype=np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    os.utime(path, (1e9, 1e9))  # settled: modified long ago
+    read, original = [], RowStore.read
+    monkeypatch.setattr(RowStore, "read", lambda self, p, keep_mapped=False: read.append(len(p)) or original(self, p))
+    RowStore([path]).check_finite()
+    assert sum(read) == 30
+    RowStore([path]).check_finite()
+    assert sum(read) == 30  # remembered: not read again
+    x[3, 1] = np.inf
+    np.save(path, x)
+    os.utime(path, (1e9 + 5, 1e9 + 5))
+    with pytest.raises(DataError, match=r"rows \[3\]"):
+        RowStore([path]).check_finite()

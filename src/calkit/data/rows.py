@@ -16,8 +16,10 @@ return float32 as is, with no scaling.
 from __future__ import annotations
 
 import hashlib
+import json
 import mmap
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ import numpy as np
 
 from calkit.errors import DataError
 
+#: Files modified this recently are checked again at every load (their times may not change on a rewrite).
+RECENT_S = 3.0
 #: Shards a store keeps mapped for random reads at most (each mapping holds a file descriptor).
 KEPT_MAPPINGS = 32
 #: Rows per read when a whole store is walked (checks, fingerprints): about 64 MB of float32 at 784 features.
@@ -153,10 +157,16 @@ class RowStore:
         return out
 
     def check_finite(self, what: str = "features") -> None:
-        """Raise DataError naming the first shard and rows with NaN or infinity (file rows)."""
+        """Raise DataError naming the first shard and rows with NaN or infinity (file rows).
+
+        A file found finite is remembered by path, size and modification time in the cache
+        (``finite-files.json``), so later loads (`calkit status`, every rank of a job) skip the
+        pass over it; rewriting the file makes it checked again.
+        """
+        known = _finite_files()
         for shard in self._shards:
-            if shard.dtype.kind != "f":
-                continue  # integers are finite
+            if shard.dtype.kind != "f" or _file_key(shard.path) in known:
+                continue  # integers are finite; a file checked before, unchanged since
             single = RowStore([shard.path])
             offset = 0
             for chunk in single.chunks():
@@ -166,6 +176,7 @@ class RowStore:
                     raise DataError(f"{shard.path}: {what} have NaN or infinite values in rows {bad[:5].tolist()} "
                                     "(0-based, in this file) and maybe more")
                 offset += len(chunk)
+            _remember_finite(shard.path)
         self.finite_checked = True
 
     def read(self, positions: np.ndarray, keep_mapped: bool = False) -> np.ndarray:
@@ -242,6 +253,39 @@ class RowStore:
         if positions.size and (positions.min() < -n or positions.max() >= n):
             raise IndexError(f"row positions out of range for {n} rows")
         return np.where(positions < 0, positions + n, positions)
+
+
+def _file_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _finite_files() -> set[str]:
+    from calkit.data.cache import cache_path
+
+    try:
+        return set(json.loads(cache_path("finite-files.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def _remember_finite(path: Path) -> None:
+    """Add a checked file to the cache (best effort: a race between writers only loses entries).
+
+    A file modified in the last few seconds is not remembered: file times are coarse, and a file
+    rewritten within the same tick would keep its key (git's "racily clean" problem).
+    """
+    from calkit.data.cache import atomic_path, cache_dir
+
+    try:
+        if time.time() - path.stat().st_mtime < RECENT_S:
+            return
+        dest = cache_dir() / "finite-files.json"
+        known = sorted(_finite_files() | {_file_key(path)})[-100_000:]
+        with atomic_path(dest) as tmp:
+            tmp.write_text(json.dumps(known))
+    except OSError:
+        pass
 
 
 def _gather(mapped: np.ndarray, local: np.ndarray) -> np.ndarray:
