@@ -281,6 +281,11 @@ def inference_batches(
     """(logits, embeddings or None) batch by batch, in eval and inference mode: for callers that
     keep only what they reduce each batch to, so a pool of any size passes in bounded memory."""
     fn = (lambda chunk: logits_and_embeddings(model, chunk)) if embeddings else (lambda chunk: (model(chunk), None))
+    return _eval_outputs(model, x, batch_size, fn)
+
+
+def _eval_outputs(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], batch_size: int, fn) -> Iterator:
+    """``fn`` of every batch of ``x`` in eval and inference mode; the model's mode is restored after."""
     was_training = model.training
     model.eval()
     chunks = (x[start : start + batch_size] for start in range(0, x.shape[0], batch_size)) if isinstance(
@@ -294,17 +299,7 @@ def inference_batches(
 
 
 def _batched(model: nn.Module, x: torch.Tensor | Iterable[torch.Tensor], batch_size: int, fn) -> list[torch.Tensor]:
-    was_training = model.training
-    model.eval()
-    outs: list[tuple[torch.Tensor, ...]] = []
-    chunks = (x[start : start + batch_size] for start in range(0, x.shape[0], batch_size)) if isinstance(
-        x, torch.Tensor) else x
-    try:
-        with torch.inference_mode():
-            for chunk in chunks:
-                outs.append(tuple(fn(chunk)))
-    finally:
-        model.train(was_training)
+    outs = [tuple(out) for out in _eval_outputs(model, x, batch_size, fn)]
     if not outs:
         return [torch.empty(0), torch.empty(0)]
     return [torch.cat(parts) for parts in zip(*outs)]
